@@ -1,1 +1,215 @@
-fn main() {}
+//! `switchboard`: the omnichannel contact-center gateway.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchboard_gateway::auth::Role;
+use switchboard_gateway::config::{BusKind, Config, LogFormat};
+
+/// Switchboard: every customer contact (web chat today; phone, WhatsApp,
+/// WeChat, SMS and Telegram next) on one conversation bus, answered by agents
+/// in one web inbox.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, WebSockets, web UI).
+    Serve(ServeArgs),
+    /// Manage staff users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+    /// Print the effective configuration as TOML and exit.
+    Config(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (e.g. the first admin).
+    Add(UserAddArgs),
+}
+
+/// Where configuration and data live.
+#[derive(Debug, Args, Clone)]
+struct StoreArgs {
+    /// TOML configuration file (keys as in `switchboard config`).
+    #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database [default: data].
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user@host/db); unset: SQLite in the data directory.
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Bus backend: memory (one node) or nats (JetStream, several nodes) [default: memory].
+    #[arg(long, env = "SWITCHBOARD_BUS", value_enum)]
+    bus: Option<BusKind>,
+    /// NATS URL for --bus nats [default: nats://127.0.0.1:4222].
+    #[arg(long, env = "SWITCHBOARD_NATS_URL")]
+    nats_url: Option<String>,
+    /// JetStream stream name [default: SWITCHBOARD_EVENTS].
+    #[arg(long, env = "SWITCHBOARD_NATS_STREAM")]
+    nats_stream: Option<String>,
+    /// Public base URL, e.g. https://support.example.com (https turns on Secure cookies).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Staff session lifetime in seconds [default: 43200].
+    #[arg(long, env = "SWITCHBOARD_SESSION_TTL_SECS")]
+    session_ttl_secs: Option<u64>,
+    /// Log format: text or json [default: text]. Log levels: RUST_LOG (default info).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Seconds to drain in-flight work on shutdown [default: 10].
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS")]
+    shutdown_grace_secs: Option<u64>,
+    /// Database connection pool size [default: 16; SQLite uses at most 8].
+    #[arg(long, env = "SWITCHBOARD_DB_MAX_CONNECTIONS")]
+    db_max_connections: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct UserAddArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Login e-mail.
+    #[arg(long)]
+    email: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Role: agent, supervisor, knowledge_manager, analyst or admin.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Password (10+ characters). Prefer SWITCHBOARD_PASSWORD or stdin: flags show up in `ps`.
+    #[arg(long, env = "SWITCHBOARD_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+impl StoreArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
+        if let Some(v) = &self.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = &self.database_url {
+            c.database_url = Some(v.clone());
+        }
+        Ok(c)
+    }
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = self.store.config()?;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        set!(
+            listen,
+            bus,
+            nats_url,
+            nats_stream,
+            max_body_bytes,
+            session_ttl_secs,
+            log_format,
+            shutdown_grace_secs,
+            db_max_connections
+        );
+        if let Some(v) = &self.public_url {
+            c.public_url = Some(v.clone());
+        }
+        Ok(c)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,async_nats=warn,tower_http=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            init_logging(config.log_format);
+            switchboard_gateway::serve(config, switchboard_gateway::shutdown_signal())
+                .await
+                .context("switchboard stopped with an error")?;
+        }
+        Command::Migrate(args) => {
+            let config = args.config()?;
+            init_logging(LogFormat::Text);
+            switchboard_gateway::install_crypto();
+            switchboard_gateway::open_db(&config)
+                .await
+                .context("migrate")?;
+            println!("database is up to date");
+        }
+        Command::Config(args) => {
+            print!("{}", toml::to_string(&args.config()?)?);
+        }
+        Command::User(UserCommand::Add(args)) => {
+            let config = args.store.config()?;
+            switchboard_gateway::install_crypto();
+            let password = match args.password {
+                Some(p) => p,
+                None => {
+                    eprintln!("password (10+ characters), then Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let db = switchboard_gateway::open_db(&config).await?;
+            let user = switchboard_gateway::api::users::create_user(
+                &db,
+                &args.email,
+                &args.name,
+                args.role,
+                &password,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.code))?;
+            println!(
+                "created {} <{}> as {} (id {})",
+                user.name, user.email, user.role, user.id
+            );
+        }
+    }
+    Ok(())
+}

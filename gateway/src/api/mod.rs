@@ -1,0 +1,171 @@
+//! The HTTP/WebSocket edge: routes, shared state and middleware.
+
+pub mod conversations;
+pub mod error;
+pub mod openapi;
+pub mod pages;
+pub mod users;
+pub mod webchat;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use switchboard_bus::Bus;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::writer::Writer;
+use error::ApiError;
+
+/// Longest message text accepted, in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// Everything handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// The event writer.
+    pub writer: Writer,
+    /// The bus (for ephemeral events).
+    pub bus: Arc<dyn Bus>,
+    /// This node's live feed.
+    pub hub: Hub,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Prometheus exporter.
+    pub metrics: Option<PrometheusHandle>,
+    /// Flips to true when the server is shutting down (long-lived connections close).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Builds the full router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(users::login))
+        .route("/auth/logout", post(users::logout))
+        .route("/me", get(users::me))
+        .route("/directory", get(users::directory))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", axum::routing::patch(users::update))
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/{id}", get(conversations::get_one))
+        .route("/conversations/{id}/events", get(conversations::events))
+        .route("/conversations/{id}/messages", post(conversations::reply))
+        .route("/conversations/{id}/notes", post(conversations::note))
+        .route("/conversations/{id}/assign", post(conversations::assign))
+        .route(
+            "/conversations/{id}/unassign",
+            post(conversations::unassign),
+        )
+        .route("/conversations/{id}/close", post(conversations::close))
+        .route("/conversations/{id}/reopen", post(conversations::reopen))
+        .route("/webchat/conversations", post(webchat::start))
+        .route("/webchat/conversations/{id}/events", get(webchat::events))
+        .route("/webchat/conversations/{id}/messages", post(webchat::send))
+        .route("/webchat/ws", get(webchat::socket))
+        .route("/ws", get(ws::agent_socket))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::not_found("API route") });
+
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_endpoint))
+        .merge(pages::routes())
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(track_metrics))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ready", "bus": state.bus.backend()})),
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(h) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::not_found("metrics exporter").into_response(),
+    }
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("switchboard_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("switchboard_http_request_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Checks a message text: not blank, not too long.
+pub fn check_text(text: &str) -> Result<String, ApiError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::validation("text must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::validation(format!(
+            "text is longer than {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Checks a client message id: 1–100 visible ASCII characters.
+pub fn check_client_msg_id(id: &str) -> Result<String, ApiError> {
+    if id.is_empty() || id.len() > 100 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::validation(
+            "client_msg_id must be 1-100 visible ASCII characters",
+        ));
+    }
+    Ok(id.to_string())
+}
+
+/// Parses a conversation id from a path segment (404 for garbage, so ids cannot be probed).
+pub fn parse_conversation_id(raw: &str) -> Result<switchboard_bus::ConversationId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("conversation"))
+}

@@ -1,0 +1,46 @@
+//! The OpenAPI document, served at `/api/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{conversations, error, users, webchat};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+        components.add_security_scheme(
+            "customer_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Switchboard API", description = "Omnichannel contact-center gateway. Errors are always {\"error\":{\"code\",\"message\"}}. Staff requests use the session cookie and, for unsafe methods, X-CSRF-Token. WebSockets: /api/ws (staff) and /api/webchat/ws (customers); see docs/api.md."),
+    paths(
+        users::login, users::logout, users::me, users::directory, users::list, users::create, users::update,
+        conversations::list, conversations::get_one, conversations::events, conversations::reply,
+        conversations::note, conversations::assign, conversations::unassign, conversations::close, conversations::reopen,
+        webchat::start, webchat::events, webchat::send,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&Security),
+    security(("session_cookie" = [])),
+)]
+pub struct ApiDoc;
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,158 @@
+//! Configuration: defaults, then a TOML file, then `SWITCHBOARD_*` environment
+//! variables and command-line flags (flags and env vars share names; see
+//! `switchboard serve --help`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which bus backend to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    /// In-process (one node).
+    Memory,
+    /// NATS JetStream (several nodes).
+    Nats,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration. Every field can be set in the TOML file under the same name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and other local files.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Bus backend.
+    pub bus: BusKind,
+    /// NATS server URL (bus = nats).
+    pub nats_url: String,
+    /// JetStream stream name (bus = nats).
+    pub nats_stream: String,
+    /// Public base URL (e.g. https://support.example.com); enables Secure cookies when https.
+    pub public_url: Option<String>,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Staff session lifetime in seconds.
+    pub session_ttl_secs: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Seconds to let in-flight work finish on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// Database pool size.
+    pub db_max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            bus: BusKind::Memory,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_stream: "SWITCHBOARD_EVENTS".into(),
+            public_url: None,
+            max_body_bytes: 64 * 1024,
+            session_ttl_secs: 12 * 3600,
+            log_format: LogFormat::Text,
+            shutdown_grace_secs: 10,
+            db_max_connections: 16,
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Invalid TOML or unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Defaults overlaid with a TOML file, if given.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = file else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> std::io::Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => crate::db::Db::sqlite_url(&self.data_dir),
+        }
+    }
+
+    /// Whether cookies get the Secure attribute (public URL is https).
+    pub fn cookie_secure(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The base URL to print for humans.
+    pub fn base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listen = \"0.0.0.0:9000\"\nbus = \"nats\"\n").expect("write");
+        let c = Config::load(Some(&p)).expect("load");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.bus, BusKind::Nats);
+        assert_eq!(c.max_body_bytes, 64 * 1024);
+        std::fs::write(&p, "lisen = 1\n").expect("write");
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

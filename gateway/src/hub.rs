@@ -1,0 +1,82 @@
+//! Fans bus events out to this node's WebSocket connections.
+//!
+//! One bus subscription per node, started before the HTTP listener, feeds a
+//! broadcast channel. A connection that falls behind the channel, or a hub
+//! that lost its place on the bus, does not lose events: connections fill
+//! gaps from the database (see `api::ws`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use switchboard_bus::{Bus, BusError, Envelope, StartAt};
+use tokio::sync::broadcast;
+
+/// What the hub broadcasts.
+#[derive(Debug, Clone)]
+pub enum HubMsg {
+    /// An event from the bus.
+    Event(Arc<Envelope>),
+    /// The hub may have skipped events: consumers must re-read from the database.
+    Resync,
+}
+
+/// Subscribe to this node's live event feed.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<HubMsg>,
+}
+
+impl Hub {
+    /// Subscribes to the bus from its current head and starts fanning out.
+    pub async fn start(bus: Arc<dyn Bus>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, _) = broadcast::channel(capacity);
+        let mut start = match bus.head().await {
+            Ok(head) => StartAt::After(head),
+            Err(_) => StartAt::Live,
+        };
+        let hub = Self { tx: tx.clone() };
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let mut sub = match bus.subscribe(start).await {
+                    Ok(sub) => sub,
+                    Err(BusError::CursorExpired { .. }) => {
+                        let _ = tx.send(HubMsg::Resync);
+                        start = StartAt::Live;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?backoff, "hub cannot subscribe to the bus; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                backoff = Duration::from_millis(100);
+                while let Some(item) = sub.next().await {
+                    match item {
+                        Ok(d) => {
+                            start = StartAt::After(d.cursor);
+                            let _ = tx.send(HubMsg::Event(Arc::new(d.envelope)));
+                        }
+                        Err(BusError::CursorExpired { .. }) => {
+                            let _ = tx.send(HubMsg::Resync);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "hub lost its bus subscription; resuming");
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        (hub, task)
+    }
+
+    /// A receiver of everything from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<HubMsg> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,132 @@
+//! Moves committed events onto the bus (transactional outbox).
+//!
+//! The writer hands each committed batch over without waiting. The publisher
+//! publishes in commit order, retrying a bus outage with backoff for as long
+//! as it lasts, and then marks the events `published` in the database. At
+//! start-up, and whenever the hand-off queue overflowed, it instead reads
+//! unpublished events from the database in order, so an event that was
+//! accepted is never lost to the bus, even across a crash. Re-publishing is
+//! harmless: the bus and every consumer dedupe by event id / seq.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use switchboard_bus::{Bus, Envelope};
+use tokio::sync::mpsc;
+
+use crate::db::Db;
+
+const QUEUE: usize = 4096;
+const SCAN_BATCH: i64 = 1000;
+
+/// The writer's side of the outbox.
+#[derive(Debug, Clone)]
+pub struct PublisherHandle {
+    tx: mpsc::Sender<Vec<Envelope>>,
+    overflow: Arc<AtomicBool>,
+}
+
+impl PublisherHandle {
+    /// Queues committed events for publishing. Never blocks: on overflow the
+    /// publisher falls back to reading the database.
+    pub fn hand_off(&self, events: Vec<Envelope>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(events) {
+            self.overflow.store(true, Ordering::Release);
+            metrics::counter!("switchboard_publisher_overflows_total").increment(1);
+        }
+    }
+}
+
+/// Starts the publisher; it stops once every handle is dropped and the queue is drained.
+pub fn spawn(db: Db, bus: Arc<dyn Bus>) -> (PublisherHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let overflow = Arc::new(AtomicBool::new(true)); // start by catching up from the database
+    let handle = PublisherHandle {
+        tx,
+        overflow: overflow.clone(),
+    };
+    let task = tokio::spawn(run(db, bus, rx, overflow));
+    (handle, task)
+}
+
+async fn run(
+    db: Db,
+    bus: Arc<dyn Bus>,
+    mut rx: mpsc::Receiver<Vec<Envelope>>,
+    overflow: Arc<AtomicBool>,
+) {
+    loop {
+        if overflow.swap(false, Ordering::AcqRel) {
+            // Whatever is queued is also in the database; read it from there, in order.
+            while rx.try_recv().is_ok() {}
+            catch_up(&db, &*bus).await;
+            continue;
+        }
+        let Some(batch) = rx.recv().await else { break };
+        publish_all(&*bus, &batch).await;
+        let _ = mark(&db, &batch).await;
+    }
+    // Final sweep: anything that overflowed during shutdown.
+    if overflow.load(Ordering::Acquire) {
+        catch_up(&db, &*bus).await;
+    }
+    tracing::info!("publisher drained and stopped");
+}
+
+async fn catch_up(db: &Db, bus: &dyn Bus) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match db.unpublished(SCAN_BATCH).await {
+            Ok(rows) if rows.is_empty() => return,
+            Ok(rows) => {
+                let batch: Vec<Envelope> = rows.into_iter().map(|(_, e)| e).collect();
+                tracing::debug!(
+                    events = batch.len(),
+                    "publishing events found unpublished in the database"
+                );
+                publish_all(bus, &batch).await;
+                if mark(db, &batch).await.is_err() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read unpublished events; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn publish_all(bus: &dyn Bus, batch: &[Envelope]) {
+    for env in batch {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match bus.publish(env).await {
+                Ok(_) => {
+                    metrics::counter!("switchboard_bus_published_total").increment(1);
+                    break;
+                }
+                Err(e) if e.is_transient() => {
+                    metrics::counter!("switchboard_bus_publish_retries_total").increment(1);
+                    tracing::warn!(error = %e, event = %env.id, ?backoff, "bus publish failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, event = %env.id, "bus rejected event; it stays in the database");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn mark(db: &Db, batch: &[Envelope]) -> Result<(), ()> {
+    let ids: Vec<String> = batch.iter().map(|e| e.id.to_string()).collect();
+    db.mark_published(&ids).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not mark events published; they will be re-published (deduplicated)");
+    })
+}

@@ -1,0 +1,456 @@
+//! The event writer: the one place events are appended.
+//!
+//! Requests arrive on a channel; the writer takes whatever is queued (up to
+//! [`MAX_BATCH`]), decides each request against the conversation's current
+//! state, and commits the whole batch in one transaction (group commit). Only
+//! after the commit does anyone hear "accepted", and only then are the events
+//! handed to the publisher for the bus. A failed commit is retried with
+//! backoff; if the database stays away the callers get
+//! [`AppendError::Unavailable`] and nothing was accepted.
+//!
+//! Several gateway nodes may share one PostgreSQL: each conversation row is
+//! updated with `WHERE last_seq = <expected>`, so a stale cache is detected,
+//! reloaded and the request decided again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use switchboard_bus::{ApplyError, Conversation, ConversationId, Envelope, Event};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Db, DbError, ms};
+use crate::publisher::PublisherHandle;
+
+/// Most requests committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+const CACHE_CAPACITY: usize = 100_000;
+const RECENT_KEYS: usize = 256;
+const COMMIT_ATTEMPTS: u32 = 6;
+
+/// Why a request was refused. Domain errors are the caller's to fix; `Unavailable` is worth a retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// No such conversation.
+    #[error("conversation not found")]
+    NotFound,
+    /// The conversation's state does not allow this (e.g. closing a closed conversation).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not do this to this conversation.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Storage is down; nothing was stored.
+    #[error("storage unavailable, nothing was stored: {0}")]
+    Unavailable(String),
+}
+
+/// What the writer did with a request.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The events stored (empty for an idempotent repeat).
+    pub events: Vec<Envelope>,
+    /// For a repeated idempotency key: the seq stored the first time.
+    pub duplicate_of: Option<u64>,
+    /// State after the request.
+    pub conversation: Conversation,
+}
+
+/// Decides which events a request produces given the current state
+/// (`None`: the conversation does not exist yet). May be called more than once.
+pub type Decide =
+    Box<dyn Fn(Option<&Conversation>) -> Result<Vec<Event>, AppendError> + Send + Sync>;
+
+struct Request {
+    conversation: ConversationId,
+    idempotency_key: Option<String>,
+    decide: Decide,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// Handle to submit appends.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn spawn(db: Db, publisher: PublisherHandle) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(8192);
+        let task = tokio::spawn(run(db, publisher, rx));
+        (Self { tx }, task)
+    }
+
+    /// Appends the events `decide` returns, atomically with respect to other appends
+    /// to the same conversation. With an `idempotency_key` already used in this
+    /// conversation, nothing is stored and `duplicate_of` tells the original seq.
+    pub async fn append(
+        &self,
+        conversation: ConversationId,
+        idempotency_key: Option<String>,
+        decide: Decide,
+    ) -> Result<Appended, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                conversation,
+                idempotency_key,
+                decide,
+                reply,
+            })
+            .await
+            .map_err(|_| AppendError::Unavailable("writer is shutting down".into()))?;
+        rx.await
+            .map_err(|_| AppendError::Unavailable("writer stopped".into()))?
+    }
+}
+
+struct Cached {
+    state: Conversation,
+    recent: HashMap<String, u64>,
+}
+
+struct WriterState {
+    db: Db,
+    publisher: PublisherHandle,
+    cache: HashMap<ConversationId, Cached>,
+}
+
+async fn run(db: Db, publisher: PublisherHandle, mut rx: mpsc::Receiver<Request>) {
+    let mut w = WriterState {
+        db,
+        publisher,
+        cache: HashMap::new(),
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        w.process(batch).await;
+    }
+    tracing::info!("event writer drained and stopped");
+}
+
+/// One conversation's in-flight state within a batch.
+struct Touched {
+    /// last_seq in the database before this batch (None: new conversation).
+    stored_seq: Option<u64>,
+    state: Option<Conversation>,
+    recent: HashMap<String, u64>,
+    new_events: Vec<Envelope>,
+}
+
+type Outcome = Result<Appended, AppendError>;
+
+impl WriterState {
+    async fn load(&mut self, id: ConversationId) -> Result<Touched, DbError> {
+        if let Some(c) = self.cache.get(&id) {
+            return Ok(Touched {
+                stored_seq: Some(c.state.last_seq),
+                state: Some(c.state.clone()),
+                recent: c.recent.clone(),
+                new_events: Vec::new(),
+            });
+        }
+        let state = self.db.conversation(id).await?;
+        let recent = match &state {
+            Some(_) => self
+                .db
+                .recent_client_ids(id, RECENT_KEYS as i64)
+                .await?
+                .into_iter()
+                .collect(),
+            None => HashMap::new(),
+        };
+        Ok(Touched {
+            stored_seq: state.as_ref().map(|s| s.last_seq),
+            state,
+            recent,
+            new_events: Vec::new(),
+        })
+    }
+
+    async fn process(&mut self, mut batch: Vec<Request>) {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_batch(&batch).await {
+                Ok((outcomes, conflicts)) => {
+                    if conflicts.is_empty() || attempt >= COMMIT_ATTEMPTS {
+                        self.reply(batch, outcomes, &conflicts);
+                        break;
+                    }
+                    // Another node moved these conversations on: forget what we
+                    // cached, answer what committed, decide the rest again.
+                    for id in &conflicts {
+                        self.cache.remove(id);
+                    }
+                    let (retry, done): (Vec<_>, Vec<_>) = batch
+                        .into_iter()
+                        .zip(outcomes)
+                        .partition(|(r, _)| conflicts.contains(&r.conversation));
+                    let (done_req, done_out): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+                    self.reply(done_req, done_out, &[]);
+                    batch = retry.into_iter().map(|(r, _)| r).collect();
+                    metrics::counter!("switchboard_writer_conflicts_total").increment(1);
+                }
+                Err(e) => {
+                    for r in &batch {
+                        self.cache.remove(&r.conversation);
+                    }
+                    if attempt >= COMMIT_ATTEMPTS {
+                        tracing::error!(error = %e, requests = batch.len(), "event batch not stored; callers told to retry");
+                        metrics::counter!("switchboard_writer_failed_batches_total").increment(1);
+                        for r in batch {
+                            let _ = r.reply.send(Err(AppendError::Unavailable(e.to_string())));
+                        }
+                        break;
+                    }
+                    let backoff = Duration::from_millis(50 << attempt.min(5));
+                    tracing::warn!(error = %e, attempt, ?backoff, "event batch commit failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+        metrics::histogram!("switchboard_writer_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    fn reply(&mut self, batch: Vec<Request>, outcomes: Vec<Outcome>, conflicts: &[ConversationId]) {
+        let mut published = Vec::new();
+        for (req, outcome) in batch.into_iter().zip(outcomes) {
+            let result = if conflicts.contains(&req.conversation) {
+                Err(AppendError::Conflict(
+                    "conversation changed concurrently too many times; try again".into(),
+                ))
+            } else {
+                outcome
+            };
+            if let Ok(a) = &result {
+                published.extend(a.events.iter().cloned());
+            }
+            let _ = req.reply.send(result);
+        }
+        if !published.is_empty() {
+            metrics::counter!("switchboard_events_appended_total")
+                .increment(published.len() as u64);
+            self.publisher.hand_off(published);
+        }
+        if self.cache.len() > CACHE_CAPACITY {
+            self.cache
+                .retain(|_, c| c.state.status == switchboard_bus::ConversationStatus::Open);
+            if self.cache.len() > CACHE_CAPACITY {
+                self.cache.clear();
+            }
+        }
+    }
+
+    /// Decides every request and commits. Returns per-request outcomes and the
+    /// conversations whose optimistic check failed (their outcomes are void).
+    async fn try_batch(
+        &mut self,
+        batch: &[Request],
+    ) -> Result<(Vec<Outcome>, Vec<ConversationId>), DbError> {
+        let mut touched: HashMap<ConversationId, Touched> = HashMap::new();
+        let mut order: Vec<ConversationId> = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for req in batch {
+            if !touched.contains_key(&req.conversation) {
+                let t = self.load(req.conversation).await?;
+                touched.insert(req.conversation, t);
+                order.push(req.conversation);
+            }
+            let Some(t) = touched.get_mut(&req.conversation) else {
+                continue;
+            };
+            outcomes.push(decide_one(req, t));
+        }
+
+        let mut tx = self.db.pool().begin().await?;
+        let mut conflicts = Vec::new();
+        for id in &order {
+            let Some(t) = touched.get(id) else { continue };
+            let Some(state) = &t.state else { continue };
+            if t.new_events.is_empty() {
+                continue;
+            }
+            let state_json =
+                serde_json::to_string(state).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            let assignee = state.assignee.map(|a| a.to_string());
+            let status = match state.status {
+                switchboard_bus::ConversationStatus::Open => "open",
+                switchboard_bus::ConversationStatus::Closed => "closed",
+            };
+            let affected = match t.stored_seq {
+                None => sqlx::query(
+                    "INSERT INTO conversations (id, channel, status, assignee, contact_id, waiting_since, opened_at, updated_at, last_seq, state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id.to_string())
+                .bind(state.channel.as_str())
+                .bind(status)
+                .bind(assignee)
+                .bind(state.contact.id.to_string())
+                .bind(state.waiting_since.map(ms))
+                .bind(ms(state.opened_at))
+                .bind(ms(state.updated_at))
+                .bind(state.last_seq as i64)
+                .bind(state_json)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                Some(expected) => sqlx::query(
+                    "UPDATE conversations SET status = $1, assignee = $2, waiting_since = $3, updated_at = $4, last_seq = $5, state = $6 \
+                     WHERE id = $7 AND last_seq = $8",
+                )
+                .bind(status)
+                .bind(assignee)
+                .bind(state.waiting_since.map(ms))
+                .bind(ms(state.updated_at))
+                .bind(state.last_seq as i64)
+                .bind(state_json)
+                .bind(id.to_string())
+                .bind(expected as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            };
+            if affected == 0 {
+                conflicts.push(*id);
+                continue;
+            }
+            for chunk in t.new_events.chunks(64) {
+                insert_events(&mut tx, chunk).await?;
+            }
+        }
+        tx.commit().await?;
+
+        // Committed: the cache now reflects the database.
+        for id in order {
+            if let Some(t) = touched.remove(&id)
+                && !conflicts.contains(&id)
+                && let Some(state) = t.state
+            {
+                self.cache.insert(
+                    id,
+                    Cached {
+                        state,
+                        recent: t.recent,
+                    },
+                );
+            }
+        }
+        Ok((outcomes, conflicts))
+    }
+}
+
+fn decide_one(req: &Request, t: &mut Touched) -> Outcome {
+    if let Some(key) = &req.idempotency_key
+        && let Some(&seq) = t.recent.get(key)
+        && let Some(state) = &t.state
+    {
+        return Ok(Appended {
+            events: Vec::new(),
+            duplicate_of: Some(seq),
+            conversation: state.clone(),
+        });
+    }
+    let events = match (req.decide)(t.state.as_ref()) {
+        Ok(events) => events,
+        Err(e) => return Err(e),
+    };
+    if events.iter().any(Event::is_ephemeral) {
+        return Err(AppendError::Invalid(
+            "ephemeral events are published, not stored".into(),
+        ));
+    }
+    let mut next = t.state.clone();
+    let mut envelopes = Vec::with_capacity(events.len());
+    for event in events {
+        let seq = next.as_ref().map_or(1, |s| s.last_seq + 1);
+        let env = Envelope::new(req.conversation, seq, event);
+        let applied: Result<(), ApplyError> = match next.as_mut() {
+            None => Conversation::open(&env).map(|c| next = Some(c)),
+            Some(s) => s.apply(&env),
+        };
+        if let Err(e) = applied {
+            return Err(AppendError::Conflict(e.to_string()));
+        }
+        envelopes.push(env);
+    }
+    let Some(state) = next else {
+        return Err(AppendError::NotFound);
+    };
+    if let Some(key) = &req.idempotency_key
+        && let Some(first) = envelopes.first()
+    {
+        t.recent.insert(key.clone(), first.seq);
+        if t.recent.len() > RECENT_KEYS * 2 {
+            let cutoff = state.last_seq.saturating_sub(RECENT_KEYS as u64 * 4);
+            t.recent.retain(|_, s| *s > cutoff);
+        }
+    }
+    t.state = Some(state.clone());
+    t.new_events.extend(envelopes.iter().cloned());
+    Ok(Appended {
+        events: envelopes,
+        duplicate_of: None,
+        conversation: state,
+    })
+}
+
+fn client_msg_id(event: &Event) -> Option<&str> {
+    match event {
+        Event::MessageAdded { client_msg_id, .. } => client_msg_id.as_deref(),
+        _ => None,
+    }
+}
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: &[Envelope],
+) -> Result<(), DbError> {
+    const COLS: usize = 7;
+    let mut sql = String::from(
+        "INSERT INTO events (event_id, conversation_id, seq, at, kind, client_msg_id, body) VALUES ",
+    );
+    for i in 0..events.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let b = i * COLS;
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7
+        ));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in events {
+        let body =
+            serde_json::to_string(&e.event).map_err(|err| DbError::Corrupt(err.to_string()))?;
+        q = q
+            .bind(e.id.to_string())
+            .bind(e.conversation_id.to_string())
+            .bind(e.seq as i64)
+            .bind(ms(e.at))
+            .bind(e.event.kind())
+            .bind(client_msg_id(&e.event).map(str::to_owned))
+            .bind(body);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
