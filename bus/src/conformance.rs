@@ -81,7 +81,11 @@ pub async fn beginning_delivers_all_in_order(bus: &dyn Bus) {
         bus.publish(e).await.unwrap();
     }
     let mut sub = bus.subscribe(StartAt::Beginning).await.unwrap();
-    let got: Vec<Envelope> = take(&mut sub, sent.len()).await.into_iter().map(|d| d.1).collect();
+    let got: Vec<Envelope> = take(&mut sub, sent.len())
+        .await
+        .into_iter()
+        .map(|d| d.1)
+        .collect();
     assert_eq!(got, sent);
     assert_quiet(&mut sub).await;
 }
@@ -196,37 +200,51 @@ macro_rules! bus_conformance_tests {
 
             #[tokio::test]
             async fn cursors_increase() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::cursors_increase(&*$make).await;
             }
             #[tokio::test]
             async fn beginning_delivers_all_in_order() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::beginning_delivers_all_in_order(&*$make).await;
             }
             #[tokio::test]
             async fn resume_after_cursor_is_exact() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::resume_after_cursor_is_exact(&*$make).await;
             }
             #[tokio::test]
             async fn live_skips_history() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::live_skips_history(&*$make).await;
             }
             #[tokio::test]
             async fn duplicate_publish_is_idempotent() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::duplicate_publish_is_idempotent(&*$make).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn per_conversation_order_under_concurrency() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::per_conversation_order_under_concurrency($make).await;
             }
             #[tokio::test]
             async fn replay_one_conversation() {
-                if !$guard { return; }
+                if !$guard {
+                    return;
+                }
                 c::replay_one_conversation(&*$make).await;
             }
         }

@@ -180,13 +180,15 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Wraps an event with a fresh id and the current time.
+    /// Wraps an event with a fresh id and the current time (millisecond
+    /// precision, as stored).
     pub fn new(conversation_id: ConversationId, seq: u64, event: Event) -> Self {
+        use chrono::SubsecRound;
         Self {
             id: EventId::new(),
             conversation_id,
             seq,
-            at: Utc::now(),
+            at: Utc::now().trunc_subsecs(3),
             event,
         }
     }
@@ -310,7 +312,9 @@ impl Conversation {
     }
 
     /// Folds a whole history (in seq order) into state.
-    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Result<Option<Self>, ApplyError> {
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = &'a Envelope>,
+    ) -> Result<Option<Self>, ApplyError> {
         let mut state: Option<Self> = None;
         for env in events {
             match state.as_mut() {
@@ -435,7 +439,9 @@ mod tests {
                 },
             ),
         ];
-        let c = Conversation::replay(&events).expect("valid").expect("non-empty");
+        let c = Conversation::replay(&events)
+            .expect("valid")
+            .expect("non-empty");
         assert_eq!(c.status, ConversationStatus::Closed);
         assert_eq!(c.assignee, Some(agent));
         assert_eq!(c.message_count, 1);

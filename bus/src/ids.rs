@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn rejects_garbage_with_kind_in_message() {
         let err = "not-an-id".parse::<AgentId>().unwrap_err();
-        assert_eq!(err.to_string(), "invalid agent id: \"not-an-id\" is not a UUID");
+        assert_eq!(
+            err.to_string(),
+            "invalid agent id: \"not-an-id\" is not a UUID"
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub struct NatsBus {
 
 impl std::fmt::Debug for NatsBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsBus").field("config", &self.config).finish()
+        f.debug_struct("NatsBus")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -137,7 +139,11 @@ impl Bus for NatsBus {
         headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
         let ack = self
             .js
-            .publish_with_headers(self.subject(envelope.conversation_id), headers, payload.into())
+            .publish_with_headers(
+                self.subject(envelope.conversation_id),
+                headers,
+                payload.into(),
+            )
             .await
             .map_err(unavailable)?
             .await
@@ -208,7 +214,12 @@ impl Bus for NatsBus {
 
     async fn head(&self) -> Result<Cursor, BusError> {
         let mut stream = self.stream().await?;
-        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+        Ok(stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence)
     }
 
     fn backend(&self) -> &'static str {

@@ -13,7 +13,9 @@ fn available() -> bool {
     let url = nats_url();
     let addr = url.trim_start_matches("nats://").to_string();
     let up = std::net::TcpStream::connect_timeout(
-        &addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 4222).into()),
+        &addr
+            .parse()
+            .unwrap_or_else(|_| ([127, 0, 0, 1], 4222).into()),
         std::time::Duration::from_secs(1),
     )
     .is_ok();
@@ -21,7 +23,9 @@ fn available() -> bool {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("NATS JetStream is required in CI but {url} is unreachable");
         }
-        eprintln!("\n*** SKIPPED: NATS JetStream not reachable at {url}; set CI=true to make this a failure ***\n");
+        eprintln!(
+            "\n*** SKIPPED: NATS JetStream not reachable at {url}; set CI=true to make this a failure ***\n"
+        );
     }
     up
 }

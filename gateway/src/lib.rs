@@ -99,6 +99,17 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let listener = TcpListener::bind(config.listen).await?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// Like [`serve`], on a listener the caller bound (tests bind port 0).
+pub async fn serve_on(
+    listener: TcpListener,
+    mut config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    config.listen = listener.local_addr()?;
     install_crypto();
     let metrics = install_metrics();
     let db = open_db(&config).await?;
@@ -118,7 +129,6 @@ pub async fn serve(
         metrics,
         shutdown: shutdown_rx,
     };
-    let listener = TcpListener::bind(config.listen).await?;
     let base = config.base_url();
     tracing::info!(
         listen = %config.listen,
