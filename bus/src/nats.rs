@@ -12,6 +12,9 @@ use crate::bus::{Bus, BusError, Cursor, Delivery, StartAt, Subscription};
 use crate::event::Envelope;
 use crate::ids::ConversationId;
 
+/// Expiry of each pull request of the ordered consumers (heartbeats are half of it).
+const PULL_EXPIRY: Duration = Duration::from_secs(2);
+
 /// How to reach and lay out the JetStream stream.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -153,33 +156,31 @@ impl Bus for NatsBus {
 
     async fn subscribe(&self, start: StartAt) -> Result<Subscription, BusError> {
         let mut stream = self.stream().await?;
-        let deliver_policy = match start {
-            StartAt::Beginning => DeliverPolicy::All,
-            StartAt::Live => DeliverPolicy::New,
+        let state = stream.info().await.map_err(unavailable)?.state.clone();
+        let next = match start {
+            StartAt::Beginning => state.first_sequence.max(1),
+            StartAt::Live => state.last_sequence + 1,
             StartAt::After(c) => {
-                let state = stream.info().await.map_err(unavailable)?.state.clone();
                 if state.messages > 0 && c + 1 < state.first_sequence {
                     return Err(BusError::CursorExpired {
                         requested: c,
                         oldest: state.first_sequence,
                     });
                 }
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: c + 1,
-                }
+                c + 1
             }
         };
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let messages = consumer.messages().await.map_err(unavailable)?;
-        Ok(messages
-            .map(|m| m.map_err(unavailable).and_then(|m| decode(&m)))
-            .boxed())
+        let follower = Follower {
+            bus: self.clone(),
+            next,
+            messages: None,
+            backoff: Duration::from_millis(100),
+        };
+        Ok(futures::stream::unfold(follower, |mut f| async move {
+            let item = f.next_delivery().await;
+            Some((item, f))
+        })
+        .boxed())
     }
 
     async fn replay(&self, conversation: ConversationId) -> Result<Vec<Envelope>, BusError> {
@@ -188,6 +189,7 @@ impl Bus for NatsBus {
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
                 deliver_policy: DeliverPolicy::All,
                 filter_subject: self.subject(conversation),
+                max_expires: PULL_EXPIRY,
                 ..Default::default()
             })
             .await
@@ -224,5 +226,93 @@ impl Bus for NatsBus {
 
     fn backend(&self) -> &'static str {
         "nats"
+    }
+}
+
+/// How long a subscription may sit idle before it checks the stream for
+/// messages it should have received (a consumer lost in a server restart).
+const STALL_CHECK: Duration = Duration::from_secs(2);
+
+/// A self-healing ordered subscription: it remembers the next stream
+/// sequence it needs and recreates its consumer from there whenever the
+/// consumer errors, ends, or stalls while the stream has moved on.
+struct Follower {
+    bus: NatsBus,
+    next: Cursor,
+    messages: Option<jetstream::consumer::pull::Ordered>,
+    backoff: Duration,
+}
+
+impl Follower {
+    async fn open(&mut self) -> Result<(), BusError> {
+        let stream = self.bus.stream().await?;
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: self.next,
+                },
+                // Short pull expiry → 1 s idle heartbeats.
+                max_expires: PULL_EXPIRY,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        self.messages = Some(consumer.messages().await.map_err(unavailable)?);
+        Ok(())
+    }
+
+
+    async fn next_delivery(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                if let Err(e) = self.open().await {
+                    tracing::warn!(error = %e, backoff = ?self.backoff, "bus subscription cannot (re)open; retrying");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                }
+                continue;
+            };
+            match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+                Ok(Some(Ok(msg))) => {
+                    self.backoff = Duration::from_millis(100);
+                    let delivery = match decode(&msg) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            if let BusError::Corrupt { cursor, .. } = &e {
+                                self.next = self.next.max(cursor + 1);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    if delivery.cursor < self.next {
+                        continue; // replayed after a recreate
+                    }
+                    self.next = delivery.cursor + 1;
+                    return Ok(delivery);
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "bus consumer error; recreating from {}", self.next);
+                    self.messages = None;
+                }
+                Ok(None) => self.messages = None,
+                Err(_idle) => {
+                    if stalled(self.bus.clone(), self.next).await {
+                        tracing::info!(next = self.next, "bus consumer stalled; recreating");
+                        self.messages = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the stream holds messages at or after `next` (so an idle consumer is stuck).
+async fn stalled(bus: NatsBus, next: Cursor) -> bool {
+    let Ok(mut stream) = bus.stream().await else {
+        return false;
+    };
+    match tokio::time::timeout(STALL_CHECK, stream.info()).await {
+        Ok(Ok(info)) => info.state.last_sequence >= next,
+        _ => false,
     }
 }

@@ -376,6 +376,17 @@ async fn health_metrics_and_openapi() {
     for p in ["/api/conversations", "/api/webchat/conversations", "/api/users/{id}", "/api/auth/login"] {
         assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
     }
+    // The widget's API answers CORS preflights from any site.
+    let pre = http
+        .request(reqwest::Method::OPTIONS, server.url("/api/webchat/conversations"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert_eq!(pre.headers()["access-control-allow-origin"], "*");
     // Pages are served with a CSP that forbids inline script.
     let inbox = http.get(server.url("/inbox")).send().await.unwrap();
     let csp = inbox.headers()["content-security-policy"].to_str().unwrap().to_string();

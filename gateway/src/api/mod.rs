@@ -70,12 +70,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/conversations/{id}/close", post(conversations::close))
         .route("/conversations/{id}/reopen", post(conversations::reopen))
-        .route("/webchat/conversations", post(webchat::start))
-        .route("/webchat/conversations/{id}/events", get(webchat::events))
-        .route("/webchat/conversations/{id}/messages", post(webchat::send))
-        .route("/webchat/ws", get(webchat::socket))
         .route("/ws", get(ws::agent_socket))
         .route("/openapi.json", get(openapi::document))
+        .merge(webchat_routes())
         .fallback(|| async { ApiError::not_found("API route") });
 
     Router::new()
@@ -92,6 +89,23 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .with_state(state)
+}
+
+/// Customer endpoints: callable from any site that embeds the widget. They
+/// use bearer tokens, never cookies, so a permissive CORS policy is safe.
+fn webchat_routes() -> Router<AppState> {
+    use axum::http::{Method, header};
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(Duration::from_secs(3600));
+    Router::new()
+        .route("/webchat/conversations", post(webchat::start))
+        .route("/webchat/conversations/{id}/events", get(webchat::events))
+        .route("/webchat/conversations/{id}/messages", post(webchat::send))
+        .route("/webchat/ws", get(webchat::socket))
+        .layer(cors)
 }
 
 async fn healthz() -> &'static str {

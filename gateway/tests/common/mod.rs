@@ -93,6 +93,9 @@ impl TestServer {
 
     /// A server on an existing configuration (restart, second node).
     pub async fn start_with(config: Config, dir: Option<std::sync::Arc<tempfile::TempDir>>) -> Self {
+        if std::env::var("RUST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
