@@ -5,11 +5,12 @@
 //! that lost its place on the bus, does not lose events: connections fill
 //! gaps from the database (see `api::ws`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use switchboard_bus::{Bus, BusError, Envelope, StartAt};
+use switchboard_bus::{Bus, BusError, ConversationId, Envelope, StartAt};
 use tokio::sync::broadcast;
 
 /// What the hub broadcasts.
@@ -21,28 +22,57 @@ pub enum HubMsg {
     Resync,
 }
 
-/// Subscribe to this node's live event feed.
+type Rooms = Arc<Mutex<HashMap<ConversationId, broadcast::Sender<HubMsg>>>>;
+
+/// Subscribe to this node's live event feed: everything (staff sockets) or
+/// one conversation (customer sockets), so a customer's socket only wakes up
+/// for its own conversation.
 #[derive(Debug, Clone)]
 pub struct Hub {
     tx: broadcast::Sender<HubMsg>,
+    rooms: Rooms,
+}
+
+const ROOM_CAPACITY: usize = 1024;
+
+fn fan_out(tx: &broadcast::Sender<HubMsg>, rooms: &Rooms, msg: HubMsg) {
+    let mut rooms = rooms.lock().unwrap_or_else(|p| p.into_inner());
+    match &msg {
+        HubMsg::Event(env) => {
+            if let Some(room) = rooms.get(&env.conversation_id)
+                && room.send(msg.clone()).is_err()
+            {
+                rooms.remove(&env.conversation_id); // nobody listens any more
+            }
+        }
+        HubMsg::Resync => {
+            rooms.retain(|_, room| room.send(HubMsg::Resync).is_ok());
+        }
+    }
+    drop(rooms);
+    let _ = tx.send(msg);
 }
 
 impl Hub {
     /// Subscribes to the bus from its current head and starts fanning out.
     pub async fn start(bus: Arc<dyn Bus>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(capacity);
+        let rooms: Rooms = Arc::default();
         let mut start = match bus.head().await {
             Ok(head) => StartAt::After(head),
             Err(_) => StartAt::Live,
         };
-        let hub = Self { tx: tx.clone() };
+        let hub = Self {
+            tx: tx.clone(),
+            rooms: rooms.clone(),
+        };
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let mut sub = match bus.subscribe(start).await {
                     Ok(sub) => sub,
                     Err(BusError::CursorExpired { .. }) => {
-                        let _ = tx.send(HubMsg::Resync);
+                        fan_out(&tx, &rooms, HubMsg::Resync);
                         start = StartAt::Live;
                         continue;
                     }
@@ -58,10 +88,10 @@ impl Hub {
                     match item {
                         Ok(d) => {
                             start = StartAt::After(d.cursor);
-                            let _ = tx.send(HubMsg::Event(Arc::new(d.envelope)));
+                            fan_out(&tx, &rooms, HubMsg::Event(Arc::new(d.envelope)));
                         }
                         Err(BusError::CursorExpired { .. }) => {
-                            let _ = tx.send(HubMsg::Resync);
+                            fan_out(&tx, &rooms, HubMsg::Resync);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "hub lost its bus subscription; resuming");
@@ -78,5 +108,16 @@ impl Hub {
     /// A receiver of everything from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<HubMsg> {
         self.tx.subscribe()
+    }
+
+    /// A receiver of one conversation's events (and resyncs) from now on.
+    pub fn subscribe_conversation(&self, id: ConversationId) -> broadcast::Receiver<HubMsg> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(room) = rooms.get(&id) {
+            return room.subscribe();
+        }
+        let (room, rx) = broadcast::channel(ROOM_CAPACITY);
+        rooms.insert(id, room);
+        rx
     }
 }

@@ -36,6 +36,10 @@ enum Command {
 enum UserCommand {
     /// Create a user (e.g. the first admin).
     Add(UserAddArgs),
+    /// List users (e-mail, role, active).
+    List(StoreArgs),
+    /// Print the number of users (0 on a fresh install).
+    Count(StoreArgs),
 }
 
 /// Where configuration and data live.
@@ -182,6 +186,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.config()?)?);
+        }
+        Command::User(UserCommand::List(args)) => {
+            switchboard_gateway::install_crypto();
+            let db = switchboard_gateway::open_db(&args.config()?).await?;
+            for u in db.users().await? {
+                println!("{}\t{}\t{}\t{}", u.email, u.role, if u.active { "active" } else { "inactive" }, u.name);
+            }
+        }
+        Command::User(UserCommand::Count(args)) => {
+            switchboard_gateway::install_crypto();
+            let db = switchboard_gateway::open_db(&args.config()?).await?;
+            println!("{}", db.user_count().await?);
         }
         Command::User(UserCommand::Add(args)) => {
             let config = args.store.config()?;

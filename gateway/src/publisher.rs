@@ -25,28 +25,46 @@ const SCAN_BATCH: i64 = 1000;
 pub struct PublisherHandle {
     tx: mpsc::Sender<Vec<Envelope>>,
     overflow: Arc<AtomicBool>,
+    outbox: bool,
 }
 
 impl PublisherHandle {
-    /// Queues committed events for publishing. Never blocks: on overflow the
-    /// publisher falls back to reading the database.
-    pub fn hand_off(&self, events: Vec<Envelope>) {
+    /// Queues committed events for publishing.
+    ///
+    /// With a durable bus (outbox mode) this never waits: on overflow the
+    /// publisher falls back to reading unpublished rows from the database.
+    /// With the in-process bus there is no outbox (nothing survives a restart
+    /// to publish to), so the writer waits for room instead of dropping.
+    pub async fn hand_off(&self, events: Vec<Envelope>) {
+        if !self.outbox {
+            let _ = self.tx.send(events).await;
+            return;
+        }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(events) {
             self.overflow.store(true, Ordering::Release);
             metrics::counter!("switchboard_publisher_overflows_total").increment(1);
         }
+    }
+
+    /// Whether stored events start unpublished and are marked once on the bus.
+    pub fn tracks_outbox(&self) -> bool {
+        self.outbox
     }
 }
 
 /// Starts the publisher; it stops once every handle is dropped and the queue is drained.
 pub fn spawn(db: Db, bus: Arc<dyn Bus>) -> (PublisherHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let overflow = Arc::new(AtomicBool::new(true)); // start by catching up from the database
+    // Only a bus that outlives this process needs the outbox.
+    let outbox = bus.backend() != "memory";
+    // Start by catching up from the database.
+    let overflow = Arc::new(AtomicBool::new(outbox));
     let handle = PublisherHandle {
         tx,
         overflow: overflow.clone(),
+        outbox,
     };
-    let task = tokio::spawn(run(db, bus, rx, overflow));
+    let task = tokio::spawn(run(db, bus, rx, overflow, outbox));
     (handle, task)
 }
 
@@ -55,6 +73,7 @@ async fn run(
     bus: Arc<dyn Bus>,
     mut rx: mpsc::Receiver<Vec<Envelope>>,
     overflow: Arc<AtomicBool>,
+    outbox: bool,
 ) {
     loop {
         if overflow.swap(false, Ordering::AcqRel) {
@@ -65,7 +84,9 @@ async fn run(
         }
         let Some(batch) = rx.recv().await else { break };
         publish_all(&*bus, &batch).await;
-        let _ = mark(&db, &batch).await;
+        if outbox {
+            let _ = mark(&db, &batch).await;
+        }
     }
     // Final sweep: anything that overflowed during shutdown.
     if overflow.load(Ordering::Acquire) {

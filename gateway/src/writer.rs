@@ -25,7 +25,9 @@ use crate::publisher::PublisherHandle;
 pub const MAX_BATCH: usize = 512;
 const CACHE_CAPACITY: usize = 100_000;
 const RECENT_KEYS: usize = 256;
-const COMMIT_ATTEMPTS: u32 = 6;
+/// Attempts per batch before callers are told storage is unavailable
+/// (with the pool's 2 s acquire timeout: under ~10 s in all).
+const COMMIT_ATTEMPTS: u32 = 4;
 
 /// Why a request was refused. Domain errors are the caller's to fix; `Unavailable` is worth a retry.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,6 +95,18 @@ impl Writer {
         idempotency_key: Option<String>,
         decide: Decide,
     ) -> Result<Appended, AppendError> {
+        self.enqueue(conversation, idempotency_key, decide).await?.await
+    }
+
+    /// Queues an append and returns at once with a future of its outcome.
+    /// Requests queued from one task are decided and stored in queue order, so
+    /// a client can pipeline several messages and still keep their order.
+    pub async fn enqueue(
+        &self,
+        conversation: ConversationId,
+        idempotency_key: Option<String>,
+        decide: Decide,
+    ) -> Result<impl Future<Output = Result<Appended, AppendError>> + Send + 'static, AppendError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
@@ -103,8 +117,10 @@ impl Writer {
             })
             .await
             .map_err(|_| AppendError::Unavailable("writer is shutting down".into()))?;
-        rx.await
-            .map_err(|_| AppendError::Unavailable("writer stopped".into()))?
+        Ok(async move {
+            rx.await
+                .map_err(|_| AppendError::Unavailable("writer stopped".into()))?
+        })
     }
 }
 
@@ -116,12 +132,14 @@ struct Cached {
 struct WriterState {
     db: Db,
     publisher: PublisherHandle,
+    outbox: bool,
     cache: HashMap<ConversationId, Cached>,
 }
 
 async fn run(db: Db, publisher: PublisherHandle, mut rx: mpsc::Receiver<Request>) {
     let mut w = WriterState {
         db,
+        outbox: publisher.tracks_outbox(),
         publisher,
         cache: HashMap::new(),
     };
@@ -151,11 +169,13 @@ type Outcome = Result<Appended, AppendError>;
 
 impl WriterState {
     async fn load(&mut self, id: ConversationId) -> Result<Touched, DbError> {
-        if let Some(c) = self.cache.get(&id) {
+        // Taken out of the cache while in flight; put back only after a commit,
+        // so a failed batch can never leave the cache ahead of the database.
+        if let Some(c) = self.cache.remove(&id) {
             return Ok(Touched {
                 stored_seq: Some(c.state.last_seq),
-                state: Some(c.state.clone()),
-                recent: c.recent.clone(),
+                state: Some(c.state),
+                recent: c.recent,
                 new_events: Vec::new(),
             });
         }
@@ -185,7 +205,7 @@ impl WriterState {
             match self.try_batch(&batch).await {
                 Ok((outcomes, conflicts)) => {
                     if conflicts.is_empty() || attempt >= COMMIT_ATTEMPTS {
-                        self.reply(batch, outcomes, &conflicts);
+                        self.reply(batch, outcomes, &conflicts).await;
                         break;
                     }
                     // Another node moved these conversations on: forget what we
@@ -198,7 +218,7 @@ impl WriterState {
                         .zip(outcomes)
                         .partition(|(r, _)| conflicts.contains(&r.conversation));
                     let (done_req, done_out): (Vec<_>, Vec<_>) = done.into_iter().unzip();
-                    self.reply(done_req, done_out, &[]);
+                    self.reply(done_req, done_out, &[]).await;
                     batch = retry.into_iter().map(|(r, _)| r).collect();
                     metrics::counter!("switchboard_writer_conflicts_total").increment(1);
                 }
@@ -224,7 +244,7 @@ impl WriterState {
             .record(started.elapsed().as_secs_f64());
     }
 
-    fn reply(&mut self, batch: Vec<Request>, outcomes: Vec<Outcome>, conflicts: &[ConversationId]) {
+    async fn reply(&mut self, batch: Vec<Request>, outcomes: Vec<Outcome>, conflicts: &[ConversationId]) {
         let mut published = Vec::new();
         for (req, outcome) in batch.into_iter().zip(outcomes) {
             let result = if conflicts.contains(&req.conversation) {
@@ -242,7 +262,7 @@ impl WriterState {
         if !published.is_empty() {
             metrics::counter!("switchboard_events_appended_total")
                 .increment(published.len() as u64);
-            self.publisher.hand_off(published);
+            self.publisher.hand_off(published).await;
         }
         if self.cache.len() > CACHE_CAPACITY {
             self.cache
@@ -276,6 +296,7 @@ impl WriterState {
 
         let mut tx = self.db.pool().begin().await?;
         let mut conflicts = Vec::new();
+        let mut rows: Vec<&Envelope> = Vec::new();
         for id in &order {
             let Some(t) = touched.get(id) else { continue };
             let Some(state) = &t.state else { continue };
@@ -327,9 +348,11 @@ impl WriterState {
                 conflicts.push(*id);
                 continue;
             }
-            for chunk in t.new_events.chunks(64) {
-                insert_events(&mut tx, chunk).await?;
-            }
+            rows.extend(t.new_events.iter());
+        }
+        // All events of the batch in a few multi-row statements.
+        for chunk in rows.chunks(64) {
+            insert_events(&mut tx, chunk, self.outbox).await?;
         }
         tx.commit().await?;
 
@@ -416,19 +439,23 @@ fn client_msg_id(event: &Event) -> Option<&str> {
 
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    events: &[Envelope],
+    events: &[&Envelope],
+    outbox: bool,
 ) -> Result<(), DbError> {
     const COLS: usize = 7;
     let mut sql = String::from(
-        "INSERT INTO events (event_id, conversation_id, seq, at, kind, client_msg_id, body) VALUES ",
+        "INSERT INTO events (event_id, conversation_id, seq, at, kind, client_msg_id, body, published) VALUES ",
     );
+    // With a durable bus the publisher marks rows once the bus has them; with
+    // the in-process bus there is nothing to re-publish after a restart.
+    let published = if outbox { "0" } else { "1" };
     for i in 0..events.len() {
         if i > 0 {
             sql.push_str(", ");
         }
         let b = i * COLS;
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, {published})",
             b + 1,
             b + 2,
             b + 3,

@@ -135,3 +135,55 @@ async fn bus_outage_delays_but_loses_nothing() {
     drop(server);
     nats.stop();
 }
+
+/// The database goes away: requests get a clear 503 (and the socket a nack),
+/// nothing half-stored; when it is back, the retried message is stored once
+/// and every message that was acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_refused_clearly_and_loses_nothing() {
+    if !scaled_available() {
+        return;
+    }
+    use sqlx::Executor;
+    let url = fresh_postgres().await;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut config = Config::default();
+    config.data_dir = dir.path().to_path_buf();
+    config.database_url = Some(url);
+    let server = TestServer::start_with(config, Some(dir)).await;
+    let (customer, id, token) = server.customer("Dora").await;
+    let path = format!("/api/webchat/conversations/{id}/messages");
+    let (s, _) = customer.post(&path, json!({"text": "before", "client_msg_id": "d1"})).await;
+    assert_eq!(s, 201);
+    let mut ws = customer_ws(&server, &id, &token, 2).await;
+
+    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
+    admin.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))).await.unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")))
+        .await
+        .unwrap();
+
+    let (s, body) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (503, Some("store_unavailable")), "{body}");
+    ws.send(Message::text(json!({"type": "message", "text": "socket during", "client_msg_id": "d3"}).to_string())).await.unwrap();
+    let nack = loop {
+        let f = next_frame(&mut ws).await;
+        if f["type"] != "event" {
+            break f;
+        }
+    };
+    assert_eq!((nack["type"].as_str(), nack["client_msg_id"].as_str()), (Some("nack"), Some("d3")), "{nack}");
+
+    admin.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))).await.unwrap();
+    // The clients retry the same ids; each is stored exactly once.
+    let (s, _) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
+    assert_eq!(s, 201);
+    let (s, again) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
+    assert_eq!((s, again["duplicate"].as_bool()), (201, Some(true)));
+    let (s, _) = customer.post(&path, json!({"text": "socket during", "client_msg_id": "d3"})).await;
+    assert_eq!(s, 201);
+    let (_, ev) = customer.get(&format!("/api/webchat/conversations/{id}/events")).await;
+    assert_eq!(texts(ev["events"].as_array().unwrap()), vec!["before", "during", "socket during"]);
+}

@@ -1,7 +1,12 @@
 //! The web chat channel: customers start a conversation, chat over a
 //! WebSocket (or plain HTTP), and resume after any disconnect.
 
+use std::future::Future;
+
 use axum::Json;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -24,6 +29,9 @@ use super::{AppState, check_client_msg_id, check_text, parse_conversation_id};
 use crate::auth::{Customer, new_token, token_hash};
 use crate::hub::HubMsg;
 use crate::writer::AppendError;
+
+/// Messages a customer socket may have queued for storage before it stops reading.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// How long a customer token stays valid.
 pub const TOKEN_DAYS: i64 = 30;
@@ -153,19 +161,20 @@ pub async fn events(
     }))
 }
 
-async fn customer_message(
+/// Validates and queues a customer message; the returned future resolves once it is stored.
+async fn submit_customer_message(
     state: &AppState,
     customer: Customer,
     text: &str,
     client_msg_id: &str,
-) -> Result<Sent, ApiError> {
+) -> Result<impl Future<Output = Result<Sent, ApiError>> + Send + 'static, ApiError> {
     let text = check_text(text)?;
     let key = check_client_msg_id(client_msg_id)?;
     let from = Participant::Customer(customer.contact);
     let key2 = key.clone();
-    let appended = state
+    let stored = state
         .writer
-        .append(
+        .enqueue(
             customer.conversation,
             Some(key),
             Box::new(move |c| {
@@ -184,14 +193,17 @@ async fn customer_message(
             }),
         )
         .await?;
-    let seq = match appended.duplicate_of {
-        Some(seq) => seq,
-        None => appended.events.last().map_or(0, |e| e.seq),
-    };
-    metrics::counter!("switchboard_messages_received_total", "channel" => "web_chat").increment(1);
-    Ok(Sent {
-        seq,
-        duplicate: appended.duplicate_of.is_some(),
+    Ok(async move {
+        let appended = stored.await?;
+        let seq = match appended.duplicate_of {
+            Some(seq) => seq,
+            None => appended.events.last().map_or(0, |e| e.seq),
+        };
+        metrics::counter!("switchboard_messages_received_total", "channel" => "web_chat").increment(1);
+        Ok(Sent {
+            seq,
+            duplicate: appended.duplicate_of.is_some(),
+        })
     })
 }
 
@@ -208,7 +220,7 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
     let id = parse_conversation_id(&id)?;
     customer.require(id)?;
-    let sent = customer_message(&state, customer, &body.text, &body.client_msg_id).await?;
+    let sent = submit_customer_message(&state, customer, &body.text, &body.client_msg_id).await?.await?;
     Ok((StatusCode::CREATED, Json(sent)))
 }
 
@@ -267,8 +279,6 @@ async fn hello(socket: &mut WebSocket, state: &AppState) -> Result<(Customer, Wa
 }
 
 async fn customer_loop(mut socket: WebSocket, state: AppState) {
-    // Subscribe before reading the backlog so nothing falls between the two.
-    let mut hub = state.hub.subscribe();
     let (customer, mut watch) = match hello(&mut socket, &state).await {
         Ok(v) => v,
         Err(e) => {
@@ -277,8 +287,12 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
             return;
         }
     };
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let mut hub = state.hub.subscribe_conversation(watch.conversation);
     metrics::gauge!("switchboard_ws_connections", "kind" => "customer").increment(1.0);
     let mut shutdown = state.shutdown.clone();
+    // Messages stored in the order received; acks go out in the same order.
+    let mut pending: FuturesOrdered<BoxFuture<'static, (String, Result<Sent, ApiError>)>> = FuturesOrdered::new();
     let result: Result<(), ApiError> = async {
         socket.send(frame(json!({"type": "ready"}))).await.map_err(closed)?;
         for env in watch.fill(&state).await? {
@@ -301,7 +315,15 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
                         socket.send(event_frame(env)).await.map_err(closed)?;
                     }
                 }
-                incoming = socket.recv() => {
+                Some((client_msg_id, outcome)) = pending.next(), if !pending.is_empty() => {
+                    let reply = match outcome {
+                        Ok(sent) => json!({"type": "ack", "client_msg_id": client_msg_id, "seq": sent.seq}),
+                        // Not stored: the widget keeps the message queued and sends it again.
+                        Err(e) => json!({"type": "nack", "client_msg_id": client_msg_id, "error": {"code": e.code, "message": e.message}}),
+                    };
+                    socket.send(frame(reply)).await.map_err(closed)?;
+                }
+                incoming = socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                     let Some(Ok(msg)) = incoming else { return Ok(()) };
                     let text = match msg {
                         Message::Text(t) => t,
@@ -310,14 +332,9 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
                     };
                     match serde_json::from_str::<CustomerFrame>(&text) {
                         Ok(CustomerFrame::Message { text, client_msg_id }) => {
-                            match customer_message(&state, customer, &text, &client_msg_id).await {
-                                Ok(sent) => {
-                                    socket.send(frame(json!({"type": "ack", "client_msg_id": client_msg_id, "seq": sent.seq}))).await.map_err(closed)?;
-                                }
-                                Err(e) => {
-                                    // Not stored: tell the widget, which keeps the message queued and retries.
-                                    socket.send(frame(json!({"type": "nack", "client_msg_id": client_msg_id, "error": {"code": e.code, "message": e.message}}))).await.map_err(closed)?;
-                                }
+                            match submit_customer_message(&state, customer, &text, &client_msg_id).await {
+                                Ok(stored) => pending.push_back(Box::pin(async move { (client_msg_id, stored.await) })),
+                                Err(e) => pending.push_back(Box::pin(async move { (client_msg_id, Err(e)) })),
                             }
                         }
                         Ok(CustomerFrame::Typing { active }) => {
