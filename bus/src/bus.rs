@@ -79,6 +79,17 @@ impl BusError {
 pub trait Bus: Send + Sync + fmt::Debug {
     /// Appends an event; returns its cursor once the backend has it durably (for its durability level).
     async fn publish(&self, envelope: &Envelope) -> Result<Cursor, BusError>;
+    /// Appends several events in order; returns their cursors. Backends that
+    /// can pipeline (JetStream) override this; on error some prefix of the
+    /// batch may be stored, and re-publishing the whole batch is safe
+    /// (publishing is idempotent by event id).
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<Vec<Cursor>, BusError> {
+        let mut out = Vec::with_capacity(envelopes.len());
+        for e in envelopes {
+            out.push(self.publish(e).await?);
+        }
+        Ok(out)
+    }
     /// Streams events from a position.
     async fn subscribe(&self, start: StartAt) -> Result<Subscription, BusError>;
     /// All retained events of one conversation, in order.

@@ -187,6 +187,26 @@ pub async fn replay_one_conversation(bus: &dyn Bus) {
     assert!(bus.replay(ConversationId::new()).await.unwrap().is_empty());
 }
 
+/// `publish_batch` stores in order, and publishing the same batch again adds nothing.
+pub async fn batch_publish_in_order_and_idempotent(bus: &dyn Bus) {
+    let c = ConversationId::new();
+    let mut batch = vec![opened(c)];
+    for seq in 2..=50 {
+        batch.push(note(c, seq, "b"));
+    }
+    let cursors = bus.publish_batch(&batch).await.unwrap();
+    assert!(
+        cursors.windows(2).all(|w| w[1] == w[0] + 1),
+        "cursors must be consecutive"
+    );
+    let again = bus.publish_batch(&batch).await.unwrap();
+    assert_eq!(
+        cursors, again,
+        "a re-published batch returns the original cursors"
+    );
+    assert_eq!(bus.replay(c).await.unwrap(), batch);
+}
+
 /// Expands to one test per guarantee for a backend.
 /// `$make` is an async expression evaluating to `Arc<dyn Bus>` (fresh and empty);
 /// `$guard` is an expression evaluated first that returns `false` to skip (e.g. server absent).
@@ -232,6 +252,13 @@ macro_rules! bus_conformance_tests {
                     return;
                 }
                 c::duplicate_publish_is_idempotent(&*$make).await;
+            }
+            #[tokio::test]
+            async fn batch_publish_in_order_and_idempotent() {
+                if !$guard {
+                    return;
+                }
+                c::batch_publish_in_order_and_idempotent(&*$make).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn per_conversation_order_under_concurrency() {

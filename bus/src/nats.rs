@@ -154,6 +154,35 @@ impl Bus for NatsBus {
         Ok(ack.sequence)
     }
 
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<Vec<Cursor>, BusError> {
+        // Send every message first, then collect the acks: one round trip per
+        // batch instead of one per event. JetStream keeps the order of one connection.
+        let mut acks = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let payload = serde_json::to_vec(envelope).map_err(|e| BusError::Corrupt {
+                cursor: 0,
+                reason: e.to_string(),
+            })?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+            acks.push(
+                self.js
+                    .publish_with_headers(
+                        self.subject(envelope.conversation_id),
+                        headers,
+                        payload.into(),
+                    )
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        let mut cursors = Vec::with_capacity(acks.len());
+        for ack in acks {
+            cursors.push(ack.await.map_err(unavailable)?.sequence);
+        }
+        Ok(cursors)
+    }
+
     async fn subscribe(&self, start: StartAt) -> Result<Subscription, BusError> {
         let mut stream = self.stream().await?;
         let state = stream.info().await.map_err(unavailable)?.state.clone();
@@ -260,7 +289,6 @@ impl Follower {
         self.messages = Some(consumer.messages().await.map_err(unavailable)?);
         Ok(())
     }
-
 
     async fn next_delivery(&mut self) -> Result<Delivery, BusError> {
         loop {

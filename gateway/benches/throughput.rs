@@ -12,7 +12,11 @@
 //! Env: `BENCH_RATES` (comma-separated msgs/s, default "2000,5000,10000,20000"),
 //! `BENCH_SECONDS` (per rate, default 5), `BENCH_CONVERSATIONS` (default 100),
 //! `BENCH_STACKS` (`embedded,scaled`).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +31,10 @@ use tokio_tungstenite::tungstenite::Message;
 const PASSWORD: &str = "correct horse battery";
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 struct Server {
@@ -45,16 +52,27 @@ async fn start(scaled: bool) -> Server {
         use sqlx::Executor;
         sqlx::any::install_default_drivers();
         let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
-        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
         config.database_url = Some(format!("postgres://postgres@127.0.0.1:5432/{name}"));
         config.bus = BusKind::Nats;
         config.nats_stream = format!("SB_BENCH_{}", uuid::Uuid::new_v4().simple());
     }
     let db = switchboard_gateway::open_db(&config).await.unwrap();
-    switchboard_gateway::api::users::create_user(&db, "bench@example.com", "Bench", switchboard_gateway::auth::Role::Agent, PASSWORD)
-        .await
-        .unwrap();
+    switchboard_gateway::api::users::create_user(
+        &db,
+        "bench@example.com",
+        "Bench",
+        switchboard_gateway::auth::Role::Agent,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -66,12 +84,23 @@ async fn start(scaled: bool) -> Server {
         .unwrap();
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Server { base, stop, task, _dir: dir }
+    Server {
+        base,
+        stop,
+        task,
+        _dir: dir,
+    }
 }
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
-async fn run_rate(server: &Server, conversations: usize, rate: u64, seconds: u64, round: usize) -> (f64, Vec<Duration>, usize) {
+async fn run_rate(
+    server: &Server,
+    conversations: usize,
+    rate: u64,
+    seconds: u64,
+    round: usize,
+) -> (f64, Vec<Duration>, usize) {
     let http = reqwest::Client::new();
     // Agent socket: receives every event (the inbox feed).
     let login = http
@@ -80,8 +109,17 @@ async fn run_rate(server: &Server, conversations: usize, rate: u64, seconds: u64
         .send()
         .await
         .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{}/api/ws", server.base)).unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/api/ws", server.base),
+    )
+    .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     let (agent_ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
 
@@ -97,7 +135,10 @@ async fn run_rate(server: &Server, conversations: usize, rate: u64, seconds: u64
             .json()
             .await
             .unwrap();
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/webchat/ws", server.base)).await.unwrap();
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/api/webchat/ws", server.base))
+                .await
+                .unwrap();
         ws.send(Message::text(json!({"type": "hello", "conversation_id": r["conversation_id"], "token": r["token"], "after": 1}).to_string()))
             .await
             .unwrap();
@@ -116,11 +157,15 @@ async fn run_rate(server: &Server, conversations: usize, rate: u64, seconds: u64
         let mut got = 0usize;
         let deadline = Instant::now() + Duration::from_secs(seconds + 30);
         while got < total && Instant::now() < deadline {
-            let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await else {
+            let Ok(Some(Ok(Message::Text(t)))) =
+                tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+            else {
                 break;
             };
             let v: Value = serde_json::from_str(&t).unwrap();
-            let Some(id) = v["envelope"]["event"]["client_msg_id"].as_str() else { continue };
+            let Some(id) = v["envelope"]["event"]["client_msg_id"].as_str() else {
+                continue;
+            };
             if let Some(t0) = recv_sent.lock().unwrap().remove(id) {
                 recv_lat.lock().unwrap().push(t0.elapsed());
                 got += 1;
@@ -177,7 +222,10 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let rates: Vec<u64> = std::env::var("BENCH_RATES")
             .unwrap_or_else(|_| "2000,5000,10000,20000".into())
@@ -220,7 +268,12 @@ fn main() {
 
 /// Prints the server's own view: writer batches (count, mean size, mean commit time).
 async fn where_time_goes(base: &str) {
-    let text = reqwest::get(format!("http://{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("http://{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let metric = |name: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(name) && !l.contains("{le="))

@@ -9,15 +9,33 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use switchboard_bus::{Bus, BusError, ConversationId, Envelope, StartAt};
 use tokio::sync::broadcast;
+
+/// An event from the bus with its WebSocket frame, serialised once for every socket.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// The event.
+    pub envelope: Envelope,
+    /// `{"type":"event","envelope":…}` as sent to clients.
+    pub frame: Utf8Bytes,
+}
+
+impl LiveEvent {
+    /// Wraps an envelope, serialising its frame.
+    pub fn new(envelope: Envelope) -> Self {
+        let frame = crate::api::ws::event_json(&envelope);
+        Self { envelope, frame }
+    }
+}
 
 /// What the hub broadcasts.
 #[derive(Debug, Clone)]
 pub enum HubMsg {
     /// An event from the bus.
-    Event(Arc<Envelope>),
+    Event(Arc<LiveEvent>),
     /// The hub may have skipped events: consumers must re-read from the database.
     Resync,
 }
@@ -39,10 +57,11 @@ fn fan_out(tx: &broadcast::Sender<HubMsg>, rooms: &Rooms, msg: HubMsg) {
     let mut rooms = rooms.lock().unwrap_or_else(|p| p.into_inner());
     match &msg {
         HubMsg::Event(env) => {
-            if let Some(room) = rooms.get(&env.conversation_id)
+            let id = env.envelope.conversation_id;
+            if let Some(room) = rooms.get(&id)
                 && room.send(msg.clone()).is_err()
             {
-                rooms.remove(&env.conversation_id); // nobody listens any more
+                rooms.remove(&id); // nobody listens any more
             }
         }
         HubMsg::Resync => {
@@ -88,7 +107,11 @@ impl Hub {
                     match item {
                         Ok(d) => {
                             start = StartAt::After(d.cursor);
-                            fan_out(&tx, &rooms, HubMsg::Event(Arc::new(d.envelope)));
+                            fan_out(
+                                &tx,
+                                &rooms,
+                                HubMsg::Event(Arc::new(LiveEvent::new(d.envelope))),
+                            );
                         }
                         Err(BusError::CursorExpired { .. }) => {
                             fan_out(&tx, &rooms, HubMsg::Resync);

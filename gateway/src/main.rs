@@ -191,7 +191,13 @@ async fn main() -> anyhow::Result<()> {
             switchboard_gateway::install_crypto();
             let db = switchboard_gateway::open_db(&args.config()?).await?;
             for u in db.users().await? {
-                println!("{}\t{}\t{}\t{}", u.email, u.role, if u.active { "active" } else { "inactive" }, u.name);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.email,
+                    u.role,
+                    if u.active { "active" } else { "inactive" },
+                    u.name
+                );
             }
         }
         Command::User(UserCommand::Count(args)) => {

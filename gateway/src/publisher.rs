@@ -122,22 +122,31 @@ async fn catch_up(db: &Db, bus: &dyn Bus) {
 }
 
 async fn publish_all(bus: &dyn Bus, batch: &[Envelope]) {
-    for env in batch {
-        let mut backoff = Duration::from_millis(50);
+    let mut backoff = Duration::from_millis(50);
+    for chunk in batch.chunks(256) {
         loop {
-            match bus.publish(env).await {
+            match bus.publish_batch(chunk).await {
                 Ok(_) => {
-                    metrics::counter!("switchboard_bus_published_total").increment(1);
+                    metrics::counter!("switchboard_bus_published_total")
+                        .increment(chunk.len() as u64);
                     break;
                 }
                 Err(e) if e.is_transient() => {
+                    // Part of the chunk may be on the bus already; publishing is
+                    // idempotent by event id, so the whole chunk goes again.
                     metrics::counter!("switchboard_bus_publish_retries_total").increment(1);
-                    tracing::warn!(error = %e, event = %env.id, ?backoff, "bus publish failed; retrying");
+                    tracing::warn!(error = %e, events = chunk.len(), ?backoff, "bus publish failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, event = %env.id, "bus rejected event; it stays in the database");
+                    // Undecodable: publish one by one so only the bad event is left out.
+                    tracing::error!(error = %e, "bus rejected a batch; publishing its events one by one");
+                    for env in chunk {
+                        if let Err(e) = bus.publish(env).await {
+                            tracing::error!(error = %e, event = %env.id, "bus rejected event; it stays in the database");
+                        }
+                    }
                     break;
                 }
             }

@@ -95,7 +95,9 @@ impl Writer {
         idempotency_key: Option<String>,
         decide: Decide,
     ) -> Result<Appended, AppendError> {
-        self.enqueue(conversation, idempotency_key, decide).await?.await
+        self.enqueue(conversation, idempotency_key, decide)
+            .await?
+            .await
     }
 
     /// Queues an append and returns at once with a future of its outcome.
@@ -106,7 +108,8 @@ impl Writer {
         conversation: ConversationId,
         idempotency_key: Option<String>,
         decide: Decide,
-    ) -> Result<impl Future<Output = Result<Appended, AppendError>> + Send + 'static, AppendError> {
+    ) -> Result<impl Future<Output = Result<Appended, AppendError>> + Send + 'static, AppendError>
+    {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
@@ -244,7 +247,12 @@ impl WriterState {
             .record(started.elapsed().as_secs_f64());
     }
 
-    async fn reply(&mut self, batch: Vec<Request>, outcomes: Vec<Outcome>, conflicts: &[ConversationId]) {
+    async fn reply(
+        &mut self,
+        batch: Vec<Request>,
+        outcomes: Vec<Outcome>,
+        conflicts: &[ConversationId],
+    ) {
         let mut published = Vec::new();
         for (req, outcome) in batch.into_iter().zip(outcomes) {
             let result = if conflicts.contains(&req.conversation) {
@@ -295,61 +303,17 @@ impl WriterState {
         }
 
         let mut tx = self.db.pool().begin().await?;
-        let mut conflicts = Vec::new();
-        let mut rows: Vec<&Envelope> = Vec::new();
-        for id in &order {
-            let Some(t) = touched.get(id) else { continue };
-            let Some(state) = &t.state else { continue };
-            if t.new_events.is_empty() {
-                continue;
+        let (conflicts, rows) = match write_projections(&mut tx, &order, &touched, true).await? {
+            Some(done) => done,
+            None => {
+                // Someone else moved a conversation on: find out which, row by row.
+                tx.rollback().await?;
+                tx = self.db.pool().begin().await?;
+                write_projections(&mut tx, &order, &touched, false)
+                    .await?
+                    .unwrap_or_default()
             }
-            let state_json =
-                serde_json::to_string(state).map_err(|e| DbError::Corrupt(e.to_string()))?;
-            let assignee = state.assignee.map(|a| a.to_string());
-            let status = match state.status {
-                switchboard_bus::ConversationStatus::Open => "open",
-                switchboard_bus::ConversationStatus::Closed => "closed",
-            };
-            let affected = match t.stored_seq {
-                None => sqlx::query(
-                    "INSERT INTO conversations (id, channel, status, assignee, contact_id, waiting_since, opened_at, updated_at, last_seq, state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id.to_string())
-                .bind(state.channel.as_str())
-                .bind(status)
-                .bind(assignee)
-                .bind(state.contact.id.to_string())
-                .bind(state.waiting_since.map(ms))
-                .bind(ms(state.opened_at))
-                .bind(ms(state.updated_at))
-                .bind(state.last_seq as i64)
-                .bind(state_json)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-                Some(expected) => sqlx::query(
-                    "UPDATE conversations SET status = $1, assignee = $2, waiting_since = $3, updated_at = $4, last_seq = $5, state = $6 \
-                     WHERE id = $7 AND last_seq = $8",
-                )
-                .bind(status)
-                .bind(assignee)
-                .bind(state.waiting_since.map(ms))
-                .bind(ms(state.updated_at))
-                .bind(state.last_seq as i64)
-                .bind(state_json)
-                .bind(id.to_string())
-                .bind(expected as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            };
-            if affected == 0 {
-                conflicts.push(*id);
-                continue;
-            }
-            rows.extend(t.new_events.iter());
-        }
+        };
         // All events of the batch in a few multi-row statements.
         for chunk in rows.chunks(64) {
             insert_events(&mut tx, chunk, self.outbox).await?;
@@ -435,6 +399,118 @@ fn client_msg_id(event: &Event) -> Option<&str> {
         Event::MessageAdded { client_msg_id, .. } => client_msg_id.as_deref(),
         _ => None,
     }
+}
+
+fn status_str(state: &Conversation) -> &'static str {
+    match state.status {
+        switchboard_bus::ConversationStatus::Open => "open",
+        switchboard_bus::ConversationStatus::Closed => "closed",
+    }
+}
+
+/// Writes the projections of the touched conversations and returns the
+/// conversations whose optimistic check failed plus the events to insert.
+///
+/// `fast`: update all existing conversations in a few multi-row statements;
+/// returns `None` if any row did not match (the caller rolls back and retries
+/// with `fast = false`, which checks row by row to find the conflicts).
+async fn write_projections<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    order: &[ConversationId],
+    touched: &'a HashMap<ConversationId, Touched>,
+    fast: bool,
+) -> Result<Option<(Vec<ConversationId>, Vec<&'a Envelope>)>, DbError> {
+    let mut conflicts = Vec::new();
+    let mut rows: Vec<&Envelope> = Vec::new();
+    let mut updates: Vec<(ConversationId, u64, &Conversation, String)> = Vec::new();
+    for id in order {
+        let Some(t) = touched.get(id) else { continue };
+        let Some(state) = &t.state else { continue };
+        if t.new_events.is_empty() {
+            continue;
+        }
+        let state_json =
+            serde_json::to_string(state).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let affected = match t.stored_seq {
+            None => sqlx::query(
+                "INSERT INTO conversations (id, channel, status, assignee, contact_id, waiting_since, opened_at, updated_at, last_seq, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(state.channel.as_str())
+            .bind(status_str(state))
+            .bind(state.assignee.map(|a| a.to_string()))
+            .bind(state.contact.id.to_string())
+            .bind(state.waiting_since.map(ms))
+            .bind(ms(state.opened_at))
+            .bind(ms(state.updated_at))
+            .bind(state.last_seq as i64)
+            .bind(state_json)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            Some(expected) if fast => {
+                updates.push((*id, expected, state, state_json));
+                rows.extend(t.new_events.iter());
+                continue;
+            }
+            Some(expected) => sqlx::query(
+                "UPDATE conversations SET status = $1, assignee = $2, waiting_since = $3, updated_at = $4, last_seq = $5, state = $6 \
+                 WHERE id = $7 AND last_seq = $8",
+            )
+            .bind(status_str(state))
+            .bind(state.assignee.map(|a| a.to_string()))
+            .bind(state.waiting_since.map(ms))
+            .bind(ms(state.updated_at))
+            .bind(state.last_seq as i64)
+            .bind(state_json)
+            .bind(id.to_string())
+            .bind(expected as i64)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+        };
+        if affected == 0 {
+            conflicts.push(*id);
+            continue;
+        }
+        rows.extend(t.new_events.iter());
+    }
+    for chunk in updates.chunks(64) {
+        let mut sql = String::from(
+            "UPDATE conversations SET status = v.status, assignee = v.assignee, waiting_since = v.waiting_since, updated_at = v.updated_at, last_seq = v.last_seq, state = v.state FROM (",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 8;
+            if i > 0 {
+                sql.push_str(" UNION ALL ");
+            }
+            sql.push_str(&format!(
+                "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS BIGINT) AS expected, CAST(${} AS TEXT) AS status, CAST(${} AS TEXT) AS assignee, \
+                 CAST(${} AS BIGINT) AS waiting_since, CAST(${} AS BIGINT) AS updated_at, CAST(${} AS BIGINT) AS last_seq, CAST(${} AS TEXT) AS state",
+                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
+            ));
+        }
+        sql.push_str(
+            ") AS v WHERE conversations.id = v.id AND conversations.last_seq = v.expected",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, expected, state, json) in chunk {
+            q = q
+                .bind(id.to_string())
+                .bind(*expected as i64)
+                .bind(status_str(state))
+                .bind(state.assignee.map(|a| a.to_string()))
+                .bind(state.waiting_since.map(ms))
+                .bind(ms(state.updated_at))
+                .bind(state.last_seq as i64)
+                .bind(json.as_str());
+        }
+        if q.execute(&mut **tx).await?.rows_affected() != chunk.len() as u64 {
+            return Ok(None);
+        }
+    }
+    Ok(Some((conflicts, rows)))
 }
 
 async fn insert_events(

@@ -36,7 +36,12 @@ async fn two_nodes_serve_one_conversation() {
     let mut ws = customer_ws(&node_b, &id, &token, 1).await;
     let agent = node_a.staff("a@x.io").await;
     for t in ["from node A 1", "from node A 2"] {
-        let (s, _) = agent.post(&format!("/api/conversations/{id}/messages"), json!({"text": t})).await;
+        let (s, _) = agent
+            .post(
+                &format!("/api/conversations/{id}/messages"),
+                json!({"text": t}),
+            )
+            .await;
         assert_eq!(s, 201);
     }
     // The auto-assignment is staff-only, so the customer sees exactly the two replies.
@@ -44,7 +49,12 @@ async fn two_nodes_serve_one_conversation() {
     assert_eq!(texts(&got), vec!["from node A 1", "from node A 2"]);
     quiet(&mut ws).await;
     // Customer writes through node B; node A's state sees it.
-    let (s, _) = customer.post(&format!("/api/webchat/conversations/{id}/messages"), json!({"text": "via B", "client_msg_id": "b1"})).await;
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "via B", "client_msg_id": "b1"}),
+        )
+        .await;
     assert_eq!(s, 201);
     let (_, c) = agent.get(&format!("/api/conversations/{id}")).await;
     assert_eq!(c["last_message_preview"], "via B");
@@ -82,7 +92,11 @@ impl NatsServer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The bus goes away mid-conversation: messages are still accepted (they are
@@ -107,17 +121,28 @@ async fn bus_outage_delays_but_loses_nothing() {
     let server = TestServer::start_with(config, Some(dir)).await;
     let (customer, id, token) = server.customer("Outage").await;
     let mut ws = customer_ws(&server, &id, &token, 0).await;
-    assert_eq!(events(&mut ws, 1).await[0]["event"]["type"], "conversation_opened");
+    assert_eq!(
+        events(&mut ws, 1).await[0]["event"]["type"],
+        "conversation_opened"
+    );
 
     let (port, store) = nats.stop();
     for i in 0..5 {
         let (s, b) = customer
-            .post(&format!("/api/webchat/conversations/{id}/messages"), json!({"text": format!("during outage {i}"), "client_msg_id": format!("o{i}")}))
+            .post(
+                &format!("/api/webchat/conversations/{id}/messages"),
+                json!({"text": format!("during outage {i}"), "client_msg_id": format!("o{i}")}),
+            )
             .await;
         assert_eq!(s, 201, "accepted while the bus is down: {b}");
     }
     // Also over the socket.
-    ws.send(Message::text(json!({"type": "message", "text": "socket during outage", "client_msg_id": "o5"}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "message", "text": "socket during outage", "client_msg_id": "o5"})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
     let nats = NatsServer::start(port, store);
     let mut got = Vec::new();
     while got.len() < 6 {
@@ -154,36 +179,80 @@ async fn database_outage_is_refused_clearly_and_loses_nothing() {
     let server = TestServer::start_with(config, Some(dir)).await;
     let (customer, id, token) = server.customer("Dora").await;
     let path = format!("/api/webchat/conversations/{id}/messages");
-    let (s, _) = customer.post(&path, json!({"text": "before", "client_msg_id": "d1"})).await;
+    let (s, _) = customer
+        .post(&path, json!({"text": "before", "client_msg_id": "d1"}))
+        .await;
     assert_eq!(s, 201);
     let mut ws = customer_ws(&server, &id, &token, 2).await;
 
-    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))).await.unwrap();
+    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .unwrap();
     admin
-        .execute(sqlx::AssertSqlSafe(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
+        )))
+        .await
+        .unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )))
         .await
         .unwrap();
 
-    let (s, body) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (503, Some("store_unavailable")), "{body}");
-    ws.send(Message::text(json!({"type": "message", "text": "socket during", "client_msg_id": "d3"}).to_string())).await.unwrap();
+    let (s, body) = customer
+        .post(&path, json!({"text": "during", "client_msg_id": "d2"}))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{body}"
+    );
+    ws.send(Message::text(
+        json!({"type": "message", "text": "socket during", "client_msg_id": "d3"}).to_string(),
+    ))
+    .await
+    .unwrap();
     let nack = loop {
         let f = next_frame(&mut ws).await;
         if f["type"] != "event" {
             break f;
         }
     };
-    assert_eq!((nack["type"].as_str(), nack["client_msg_id"].as_str()), (Some("nack"), Some("d3")), "{nack}");
+    assert_eq!(
+        (nack["type"].as_str(), nack["client_msg_id"].as_str()),
+        (Some("nack"), Some("d3")),
+        "{nack}"
+    );
 
-    admin.execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))).await.unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
+        )))
+        .await
+        .unwrap();
     // The clients retry the same ids; each is stored exactly once.
-    let (s, _) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
+    let (s, _) = customer
+        .post(&path, json!({"text": "during", "client_msg_id": "d2"}))
+        .await;
     assert_eq!(s, 201);
-    let (s, again) = customer.post(&path, json!({"text": "during", "client_msg_id": "d2"})).await;
+    let (s, again) = customer
+        .post(&path, json!({"text": "during", "client_msg_id": "d2"}))
+        .await;
     assert_eq!((s, again["duplicate"].as_bool()), (201, Some(true)));
-    let (s, _) = customer.post(&path, json!({"text": "socket during", "client_msg_id": "d3"})).await;
+    let (s, _) = customer
+        .post(
+            &path,
+            json!({"text": "socket during", "client_msg_id": "d3"}),
+        )
+        .await;
     assert_eq!(s, 201);
-    let (_, ev) = customer.get(&format!("/api/webchat/conversations/{id}/events")).await;
-    assert_eq!(texts(ev["events"].as_array().unwrap()), vec!["before", "during", "socket during"]);
+    let (_, ev) = customer
+        .get(&format!("/api/webchat/conversations/{id}/events"))
+        .await;
+    assert_eq!(
+        texts(ev["events"].as_array().unwrap()),
+        vec!["before", "during", "socket during"]
+    );
 }

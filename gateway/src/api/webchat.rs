@@ -4,14 +4,14 @@
 use std::future::Future;
 
 use axum::Json;
-use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_bus::{
@@ -22,9 +22,7 @@ use utoipa::ToSchema;
 
 use super::conversations::{EventList, EventsQuery};
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::ws::{
-    HELLO_TIMEOUT, MAX_FRAME_BYTES, Watch, closed, error_frame, event_frame, frame, restart_close,
-};
+use super::ws::{HELLO_TIMEOUT, MAX_FRAME_BYTES, Watch, closed, error_frame, frame, restart_close};
 use super::{AppState, check_client_msg_id, check_text, parse_conversation_id};
 use crate::auth::{Customer, new_token, token_hash};
 use crate::hub::HubMsg;
@@ -157,7 +155,7 @@ pub async fn events(
         customer_view: true,
     };
     Ok(Json(EventList {
-        events: w.fill(&state).await?,
+        events: w.fill_events(&state).await?,
     }))
 }
 
@@ -199,7 +197,8 @@ async fn submit_customer_message(
             Some(seq) => seq,
             None => appended.events.last().map_or(0, |e| e.seq),
         };
-        metrics::counter!("switchboard_messages_received_total", "channel" => "web_chat").increment(1);
+        metrics::counter!("switchboard_messages_received_total", "channel" => "web_chat")
+            .increment(1);
         Ok(Sent {
             seq,
             duplicate: appended.duplicate_of.is_some(),
@@ -220,7 +219,9 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
     let id = parse_conversation_id(&id)?;
     customer.require(id)?;
-    let sent = submit_customer_message(&state, customer, &body.text, &body.client_msg_id).await?.await?;
+    let sent = submit_customer_message(&state, customer, &body.text, &body.client_msg_id)
+        .await?
+        .await?;
     Ok((StatusCode::CREATED, Json(sent)))
 }
 
@@ -292,11 +293,12 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
     metrics::gauge!("switchboard_ws_connections", "kind" => "customer").increment(1.0);
     let mut shutdown = state.shutdown.clone();
     // Messages stored in the order received; acks go out in the same order.
-    let mut pending: FuturesOrdered<BoxFuture<'static, (String, Result<Sent, ApiError>)>> = FuturesOrdered::new();
+    let mut pending: FuturesOrdered<BoxFuture<'static, (String, Result<Sent, ApiError>)>> =
+        FuturesOrdered::new();
     let result: Result<(), ApiError> = async {
         socket.send(frame(json!({"type": "ready"}))).await.map_err(closed)?;
-        for env in watch.fill(&state).await? {
-            socket.send(event_frame(&env)).await.map_err(closed)?;
+        for m in watch.fill(&state).await? {
+            socket.send(m).await.map_err(closed)?;
         }
         loop {
             tokio::select! {
@@ -305,14 +307,14 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
                     return Ok(());
                 }
                 msg = hub.recv() => {
-                    let deliver: Vec<Envelope> = match msg {
-                        Ok(HubMsg::Event(env)) if env.conversation_id == watch.conversation => watch.on_live(&state, &env).await?,
+                    let deliver: Vec<Message> = match msg {
+                        Ok(HubMsg::Event(live)) if live.envelope.conversation_id == watch.conversation => watch.on_live(&state, &live).await?,
                         Ok(HubMsg::Event(_)) => continue,
                         Ok(HubMsg::Resync) | Err(RecvError::Lagged(_)) => watch.fill(&state).await?,
                         Err(RecvError::Closed) => return Ok(()),
                     };
-                    for env in &deliver {
-                        socket.send(event_frame(env)).await.map_err(closed)?;
+                    for m in deliver {
+                        socket.send(m).await.map_err(closed)?;
                     }
                 }
                 Some((client_msg_id, outcome)) = pending.next(), if !pending.is_empty() => {

@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{Permission, Staff};
-use crate::hub::HubMsg;
+use crate::hub::{HubMsg, LiveEvent};
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -48,8 +48,18 @@ impl Watch {
         !self.customer_view || env.event.visible_to_customer()
     }
 
+    /// Reads stored events after `last` and returns the frames to deliver.
+    pub async fn fill(&mut self, state: &AppState) -> Result<Vec<Message>, ApiError> {
+        Ok(self
+            .fill_events(state)
+            .await?
+            .iter()
+            .map(event_frame)
+            .collect())
+    }
+
     /// Reads stored events after `last` and returns those to deliver.
-    pub async fn fill(&mut self, state: &AppState) -> Result<Vec<Envelope>, ApiError> {
+    pub async fn fill_events(&mut self, state: &AppState) -> Result<Vec<Envelope>, ApiError> {
         let mut out = Vec::new();
         loop {
             let page = state
@@ -73,25 +83,25 @@ impl Watch {
     pub async fn on_live(
         &mut self,
         state: &AppState,
-        env: &Envelope,
-    ) -> Result<Vec<Envelope>, ApiError> {
-        if env.event.is_ephemeral() {
-            return Ok(if self.visible(env) {
-                vec![env.clone()]
+        live: &LiveEvent,
+    ) -> Result<Vec<Message>, ApiError> {
+        let env = &live.envelope;
+        let this = |w: &Self| {
+            if w.visible(env) {
+                vec![Message::Text(live.frame.clone())]
             } else {
                 vec![]
-            });
+            }
+        };
+        if env.event.is_ephemeral() {
+            return Ok(this(self));
         }
         if env.seq <= self.last {
             return Ok(vec![]); // already delivered: at-least-once upstream, exactly-once here
         }
         if env.seq == self.last + 1 {
             self.last = env.seq;
-            return Ok(if self.visible(env) {
-                vec![env.clone()]
-            } else {
-                vec![]
-            });
+            return Ok(this(self));
         }
         metrics::counter!("switchboard_ws_gap_fills_total").increment(1);
         self.fill(state).await
@@ -100,9 +110,29 @@ impl Watch {
 
 /// Serialises an event frame.
 pub fn event_frame(env: &Envelope) -> Message {
-    Message::Text(Utf8Bytes::from(
-        json!({"type": "event", "envelope": env}).to_string(),
-    ))
+    Message::Text(event_json(env))
+}
+
+#[derive(serde::Serialize)]
+struct EventFrame<'a> {
+    r#type: &'static str,
+    envelope: &'a Envelope,
+}
+
+/// The JSON text of an event frame, `{"type":"event","envelope":…}`: serialised
+/// once per event by the hub and shared by every socket that delivers it.
+pub fn event_json(env: &Envelope) -> Utf8Bytes {
+    let frame = EventFrame {
+        r#type: "event",
+        envelope: env,
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => Utf8Bytes::from(text),
+        Err(e) => Utf8Bytes::from(
+            json!({"type": "error", "error": {"code": "internal", "message": e.to_string()}})
+                .to_string(),
+        ),
+    }
 }
 
 /// Serialises any JSON frame.
@@ -190,9 +220,9 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
                 }
                 msg = hub.recv() => {
                     let deliver = match msg {
-                        Ok(HubMsg::Event(env)) => match watches.get_mut(&env.conversation_id) {
-                            Some(w) => w.on_live(&state, &env).await?,
-                            None => vec![Envelope::clone(&env)],
+                        Ok(HubMsg::Event(live)) => match watches.get_mut(&live.envelope.conversation_id) {
+                            Some(w) => w.on_live(&state, &live).await?,
+                            None => vec![Message::Text(live.frame.clone())],
                         },
                         Ok(HubMsg::Resync) | Err(RecvError::Lagged(_)) => {
                             socket.send(frame(json!({"type": "resync"}))).await.map_err(closed)?;
@@ -204,8 +234,8 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
                         }
                         Err(RecvError::Closed) => return Ok(()),
                     };
-                    for env in &deliver {
-                        socket.send(event_frame(env)).await.map_err(closed)?;
+                    for m in deliver {
+                        socket.send(m).await.map_err(closed)?;
                     }
                 }
                 incoming = socket.recv() => {
@@ -224,8 +254,8 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
                             let mut w = Watch { conversation: conversation_id, last: after.unwrap_or(0), customer_view: false };
                             let backlog = w.fill(&state).await?;
                             watches.insert(conversation_id, w);
-                            for env in &backlog {
-                                socket.send(event_frame(env)).await.map_err(closed)?;
+                            for m in backlog {
+                                socket.send(m).await.map_err(closed)?;
                             }
                             socket.send(frame(json!({"type": "watching", "conversation_id": conversation_id, "last_seq": w.last}))).await.map_err(closed)?;
                         }

@@ -30,7 +30,8 @@ fn ci() -> bool {
 }
 
 fn reachable(addr: &str) -> bool {
-    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(1)).is_ok()
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(1))
+        .is_ok()
 }
 
 /// Whether the scaled stack's services are up; panics in CI when they are not.
@@ -40,11 +41,15 @@ pub fn scaled_available() -> bool {
     if pg && nats {
         return true;
     }
-    let msg = format!("PostgreSQL at 127.0.0.1:5432 reachable: {pg}; NATS at 127.0.0.1:4222 reachable: {nats}");
+    let msg = format!(
+        "PostgreSQL at 127.0.0.1:5432 reachable: {pg}; NATS at 127.0.0.1:4222 reachable: {nats}"
+    );
     if ci() {
         panic!("CI=true requires PostgreSQL and NATS JetStream: {msg}");
     }
-    eprintln!("\n*** SKIPPED (PostgreSQL + NATS test): {msg}. Set CI=true to make this a failure. ***\n");
+    eprintln!(
+        "\n*** SKIPPED (PostgreSQL + NATS test): {msg}. Set CI=true to make this a failure. ***\n"
+    );
     false
 }
 
@@ -53,8 +58,13 @@ pub async fn fresh_postgres() -> String {
     use sqlx::Executor;
     sqlx::any::install_default_drivers();
     let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
     admin.close().await;
     format!("postgres://postgres@127.0.0.1:5432/{name}")
 }
@@ -68,7 +78,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub fn config_for(stack: Stack, data_dir: PathBuf, database_url: Option<String>, stream: &str) -> Config {
+    pub fn config_for(
+        stack: Stack,
+        data_dir: PathBuf,
+        database_url: Option<String>,
+        stream: &str,
+    ) -> Config {
         let mut c = Config::default();
         c.data_dir = data_dir;
         c.shutdown_grace_secs = 5;
@@ -85,16 +100,25 @@ impl TestServer {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let (url, stream) = match stack {
             Stack::Embedded => (None, String::new()),
-            Stack::Scaled => (Some(fresh_postgres().await), format!("SBT_{}", uuid::Uuid::new_v4().simple())),
+            Stack::Scaled => (
+                Some(fresh_postgres().await),
+                format!("SBT_{}", uuid::Uuid::new_v4().simple()),
+            ),
         };
         let config = Self::config_for(stack, dir.path().to_path_buf(), url, &stream);
         Self::start_with(config, Some(dir)).await
     }
 
     /// A server on an existing configuration (restart, second node).
-    pub async fn start_with(config: Config, dir: Option<std::sync::Arc<tempfile::TempDir>>) -> Self {
+    pub async fn start_with(
+        config: Config,
+        dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    ) -> Self {
         if std::env::var("RUST_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_test_writer()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .try_init();
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -110,7 +134,12 @@ impl TestServer {
         // Wait until it answers.
         let http = reqwest::Client::new();
         for _ in 0..200 {
-            if http.get(format!("http://{addr}/healthz")).send().await.is_ok() {
+            if http
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -155,16 +184,25 @@ impl TestServer {
 
     pub async fn add_user(&self, email: &str, role: Role) -> String {
         let db = self.db().await;
-        let u = switchboard_gateway::api::users::create_user(&db, email, email.split('@').next().unwrap(), role, PASSWORD)
-            .await
-            .unwrap();
+        let u = switchboard_gateway::api::users::create_user(
+            &db,
+            email,
+            email.split('@').next().unwrap(),
+            role,
+            PASSWORD,
+        )
+        .await
+        .unwrap();
         db.close().await;
         u.id.to_string()
     }
 
     pub fn client(&self) -> Client {
         Client {
-            http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
             base: format!("http://{}", self.addr),
             csrf: None,
             bearer: None,
@@ -174,7 +212,12 @@ impl TestServer {
     /// Logged-in staff client.
     pub async fn staff(&self, email: &str) -> Client {
         let mut c = self.client();
-        let (status, body) = c.post("/api/auth/login", json!({"email": email, "password": PASSWORD})).await;
+        let (status, body) = c
+            .post(
+                "/api/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(status, 200, "login {email}: {body}");
         c.csrf = Some(body["csrf_token"].as_str().unwrap().to_string());
         c
@@ -183,7 +226,9 @@ impl TestServer {
     /// A customer who started a web chat: (client with bearer token, conversation id, token).
     pub async fn customer(&self, name: &str) -> (Client, String, String) {
         let mut c = self.client();
-        let (status, body) = c.post("/api/webchat/conversations", json!({"display_name": name})).await;
+        let (status, body) = c
+            .post("/api/webchat/conversations", json!({"display_name": name}))
+            .await;
         assert_eq!(status, 201, "{body}");
         let id = body["conversation_id"].as_str().unwrap().to_string();
         let token = body["token"].as_str().unwrap().to_string();
@@ -223,7 +268,11 @@ impl Client {
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, v)
     }
 
@@ -240,18 +289,29 @@ impl Client {
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-        Self::finish(self.req(reqwest::Method::POST, path).header("content-type", content_type).body(body)).await
+        Self::finish(
+            self.req(reqwest::Method::POST, path)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
     }
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the customer socket and says hello; returns after `ready`.
 pub async fn customer_ws(server: &TestServer, conversation: &str, token: &str, after: u64) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/api/webchat/ws")).await.unwrap();
-    ws.send(Message::text(json!({"type": "hello", "conversation_id": conversation, "token": token, "after": after}).to_string()))
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url("/api/webchat/ws"))
         .await
         .unwrap();
+    ws.send(Message::text(
+        json!({"type": "hello", "conversation_id": conversation, "token": token, "after": after})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
     let ready = next_frame(&mut ws).await;
     assert_eq!(ready["type"], "ready", "{ready}");
     ws
