@@ -26,7 +26,10 @@ fn skip(why: &str) -> bool {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `switchboard` binary built alongside this test.
@@ -43,7 +46,10 @@ fn ready() -> Option<PathBuf> {
         skip(&format!("{chromium} is missing (apt-get install chromium)"));
         return None;
     }
-    if !root().join("tests/browser/node_modules/playwright-core").exists() {
+    if !root()
+        .join("tests/browser/node_modules/playwright-core")
+        .exists()
+    {
         skip("tests/browser/node_modules is missing (cd tests/browser && npm ci)");
         return None;
     }
@@ -57,11 +63,16 @@ fn ready() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn reachable(addr: &str) -> bool {
-    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(1)).is_ok()
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(1))
+        .is_ok()
 }
 
 fn journey(bin: &Path, extra_env: &[(&str, String)]) {
@@ -73,7 +84,10 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
         ("SB_BIN", bin.display().to_string()),
         ("SB_STATE", state.display().to_string()),
         ("SB_PORT", port.to_string()),
-        ("SWITCHBOARD_DATA_DIR", state.join("data").display().to_string()),
+        (
+            "SWITCHBOARD_DATA_DIR",
+            state.join("data").display().to_string(),
+        ),
     ];
     env.extend_from_slice(extra_env);
     let run = |cmd: &mut Command| {
@@ -82,18 +96,40 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
         }
         cmd.status().unwrap()
     };
-    let added = run(Command::new(bin).args(["user", "add", "--email", "agent@example.com", "--name", "Alex Agent", "--role", "agent"]).env("SWITCHBOARD_PASSWORD", PASSWORD));
+    let added = run(Command::new(bin)
+        .args([
+            "user",
+            "add",
+            "--email",
+            "agent@example.com",
+            "--name",
+            "Alex Agent",
+            "--role",
+            "agent",
+        ])
+        .env("SWITCHBOARD_PASSWORD", PASSWORD));
     assert!(added.success(), "user add failed");
-    assert!(run(Command::new(&serve).arg("start")).success(), "server did not start; see {}/server.log", state.display());
+    assert!(
+        run(Command::new(&serve).arg("start")).success(),
+        "server did not start; see {}/server.log",
+        state.display()
+    );
     let status = run(Command::new("node")
         .arg("webchat.spec.mjs")
         .current_dir(root().join("tests/browser"))
         .env("SWITCHBOARD_URL", format!("http://127.0.0.1:{port}"))
         .env("AGENT_EMAIL", "agent@example.com")
         .env("AGENT_PASSWORD", PASSWORD)
-        .env("SWITCHBOARD_RESTART_CMD", format!("{} restart", serve.display())));
+        .env(
+            "SWITCHBOARD_RESTART_CMD",
+            format!("{} restart", serve.display()),
+        ));
     let stopped = run(Command::new(&serve).arg("stop"));
-    assert!(status.success(), "browser journey failed; server log: {}/server.log", state.display());
+    assert!(
+        status.success(),
+        "browser journey failed; server log: {}/server.log",
+        state.display()
+    );
     assert!(stopped.success());
 }
 
@@ -112,16 +148,31 @@ fn web_chat_journey_postgres_nats() {
     }
     let db = format!("sb_browser_{}", uuid::Uuid::new_v4().simple());
     let created = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", &format!("CREATE DATABASE {db}")])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            &format!("CREATE DATABASE {db}"),
+        ])
         .status()
         .expect("psql");
     assert!(created.success(), "could not create database {db}");
     journey(
         &bin,
         &[
-            ("SWITCHBOARD_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{db}")),
+            (
+                "SWITCHBOARD_DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/{db}"),
+            ),
             ("SWITCHBOARD_BUS", "nats".into()),
-            ("SWITCHBOARD_NATS_STREAM", format!("SB_BROWSER_{}", uuid::Uuid::new_v4().simple())),
+            (
+                "SWITCHBOARD_NATS_STREAM",
+                format!("SB_BROWSER_{}", uuid::Uuid::new_v4().simple()),
+            ),
         ],
     );
 }
