@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchboard_gateway::config::{BusKind, Config};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "correct horse battery";
@@ -37,17 +35,36 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
         .unwrap_or(d)
 }
 
+/// The server under test runs as its own process (the real binary), so the
+/// load generator here does not share its async runtime.
 struct Server {
     base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    child: std::process::Child,
     _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }
 
 async fn start(scaled: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let bin = env!("CARGO_BIN_EXE_switchboard");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env: Vec<(&str, String)> = vec![
+        ("SWITCHBOARD_DATA_DIR", dir.path().display().to_string()),
+        ("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}")),
+        ("RUST_LOG", "warn".into()),
+    ];
     if scaled {
         use sqlx::Executor;
         sqlx::any::install_default_drivers();
@@ -59,35 +76,51 @@ async fn start(scaled: bool) -> Server {
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .unwrap();
-        config.database_url = Some(format!("postgres://postgres@127.0.0.1:5432/{name}"));
-        config.bus = BusKind::Nats;
-        config.nats_stream = format!("SB_BENCH_{}", uuid::Uuid::new_v4().simple());
+        env.push((
+            "SWITCHBOARD_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        ));
+        env.push((
+            "SWITCHBOARD_BUS",
+            std::env::var("BENCH_SCALED_BUS").unwrap_or_else(|_| "nats".into()),
+        ));
+        env.push((
+            "SWITCHBOARD_NATS_STREAM",
+            format!("SB_BENCH_{}", uuid::Uuid::new_v4().simple()),
+        ));
     }
-    let db = switchboard_gateway::open_db(&config).await.unwrap();
-    switchboard_gateway::api::users::create_user(
-        &db,
-        "bench@example.com",
-        "Bench",
-        switchboard_gateway::auth::Role::Agent,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        switchboard_gateway::serve_on(listener, config, async move {
-            let _ = stopped.await;
-        })
-        .await
+    let status = std::process::Command::new(bin)
+        .args([
+            "user",
+            "add",
+            "--email",
+            "bench@example.com",
+            "--name",
+            "Bench",
+            "--role",
+            "agent",
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("SWITCHBOARD_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .status()
         .unwrap();
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(status.success());
+    let child = std::process::Command::new(bin)
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .spawn()
+        .unwrap();
+    let base = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("http://{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Server {
         base,
-        stop,
-        task,
+        child,
         _dir: dir,
     }
 }
@@ -221,6 +254,11 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     // `cargo bench` passes --bench; nothing else to parse.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -260,8 +298,7 @@ fn main() {
                 );
             }
             where_time_goes(&server.base).await;
-            let _ = server.stop.send(());
-            let _ = server.task.await;
+            server.stop();
         }
     });
 }
@@ -283,6 +320,13 @@ async fn where_time_goes(base: &str) {
     let batches = metric("switchboard_writer_batch_seconds_count");
     let batch_secs = metric("switchboard_writer_batch_seconds_sum");
     let events = metric("switchboard_events_appended_total");
+    let published = metric("switchboard_bus_published_total");
+    let retries = metric("switchboard_bus_publish_retries_total");
+    let overflows = metric("switchboard_publisher_overflows_total");
+    let gaps = metric("switchboard_ws_gap_fills_total");
+    println!(
+        "    bus: {published:.0} events published ({retries:.0} retries, {overflows:.0} outbox overflows); {gaps:.0} socket gap fills from the database"
+    );
     println!(
         "    writer: {batches:.0} batches, {:.1} events/batch, {:.2} ms/batch mean",
         events / batches.max(1.0),

@@ -139,6 +139,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -152,7 +153,7 @@ mod tests {
         assert_eq!(c.bus, BusKind::Nats);
         assert_eq!(c.max_body_bytes, 64 * 1024);
         std::fs::write(&p, "lisen = 1\n").expect("write");
-        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        let err = Config::load(Some(&p)).expect_err("unknown key").to_string();
         assert!(err.contains("unknown field"), "{err}");
     }
 }

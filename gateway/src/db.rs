@@ -47,6 +47,22 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// Splits a batch into chunks of 64, 8 and 1 items, so multi-row statements
+/// come in three shapes only: prepared-statement caches stay warm instead of
+/// re-preparing (and re-planning) a new shape for every batch size.
+pub(crate) fn sized_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    for size in [64, 8, 1] {
+        while rest.len() >= size {
+            let (head, tail) = rest.split_at(size);
+            out.push(head);
+            rest = tail;
+        }
+    }
+    out
+}
+
 /// Which SQL engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -175,6 +191,9 @@ impl Db {
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                    } else {
+                        // Short, frequent statements: JIT compilation only adds latency.
+                        conn.execute("SET jit = off").await?;
                     }
                     Ok(())
                 })
@@ -553,7 +572,7 @@ impl Db {
 
     /// Marks events as published on the bus.
     pub async fn mark_published(&self, event_ids: &[String]) -> Result<(), DbError> {
-        for chunk in event_ids.chunks(500) {
+        for chunk in sized_chunks(event_ids) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE events SET published = 1 WHERE event_id IN ({})",
@@ -571,5 +590,20 @@ impl Db {
     /// Every stored event of a conversation (for rebuilding projections and audits).
     pub async fn all_events(&self, id: ConversationId) -> Result<Vec<Envelope>, DbError> {
         self.events_after(id, 0, 10_000).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sized_chunks;
+
+    #[test]
+    fn chunks_come_in_three_sizes_and_keep_order() {
+        let items: Vec<u32> = (0..157).collect();
+        let chunks = sized_chunks(&items);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 64, 8, 8, 8, 1, 1, 1, 1, 1]);
+        assert_eq!(chunks.concat(), items);
+        assert!(sized_chunks::<u32>(&[]).is_empty());
     }
 }

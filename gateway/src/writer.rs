@@ -287,21 +287,22 @@ impl WriterState {
         &mut self,
         batch: &[Request],
     ) -> Result<(Vec<Outcome>, Vec<ConversationId>), DbError> {
+        let t_start = Instant::now();
         let mut touched: HashMap<ConversationId, Touched> = HashMap::new();
         let mut order: Vec<ConversationId> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for req in batch {
-            if !touched.contains_key(&req.conversation) {
-                let t = self.load(req.conversation).await?;
-                touched.insert(req.conversation, t);
-                order.push(req.conversation);
-            }
-            let Some(t) = touched.get_mut(&req.conversation) else {
-                continue;
+            let t = match touched.entry(req.conversation) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    order.push(req.conversation);
+                    e.insert(self.load(req.conversation).await?)
+                }
             };
             outcomes.push(decide_one(req, t));
         }
 
+        let t_decided = Instant::now();
         let mut tx = self.db.pool().begin().await?;
         let (conflicts, rows) = match write_projections(&mut tx, &order, &touched, true).await? {
             Some(done) => done,
@@ -314,11 +315,21 @@ impl WriterState {
                     .unwrap_or_default()
             }
         };
+        let t_projected = Instant::now();
         // All events of the batch in a few multi-row statements.
-        for chunk in rows.chunks(64) {
+        for chunk in crate::db::sized_chunks(&rows) {
             insert_events(&mut tx, chunk, self.outbox).await?;
         }
+        let t_inserted = Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            decide_us = (t_decided - t_start).as_micros() as u64,
+            project_us = (t_projected - t_decided).as_micros() as u64,
+            insert_us = (t_inserted - t_projected).as_micros() as u64,
+            commit_us = t_inserted.elapsed().as_micros() as u64,
+            requests = batch.len(),
+            "batch committed"
+        );
 
         // Committed: the cache now reflects the database.
         for id in order {
@@ -350,10 +361,7 @@ fn decide_one(req: &Request, t: &mut Touched) -> Outcome {
             conversation: state.clone(),
         });
     }
-    let events = match (req.decide)(t.state.as_ref()) {
-        Ok(events) => events,
-        Err(e) => return Err(e),
-    };
+    let events = (req.decide)(t.state.as_ref())?;
     if events.iter().any(Event::is_ephemeral) {
         return Err(AppendError::Invalid(
             "ephemeral events are published, not stored".into(),
@@ -476,7 +484,7 @@ async fn write_projections<'a>(
         }
         rows.extend(t.new_events.iter());
     }
-    for chunk in updates.chunks(64) {
+    for chunk in crate::db::sized_chunks(&updates) {
         let mut sql = String::from(
             "UPDATE conversations SET status = v.status, assignee = v.assignee, waiting_since = v.waiting_since, updated_at = v.updated_at, last_seq = v.last_seq, state = v.state FROM (",
         );

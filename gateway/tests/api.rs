@@ -601,8 +601,7 @@ async fn websocket_resume(stack: Stack) {
         .insert("origin", "https://evil.example".parse().unwrap());
     let err = tokio_tungstenite::connect_async(req)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("403"), "{err}");
 }
 both_stacks!(websocket_resume_is_exact, websocket_resume);

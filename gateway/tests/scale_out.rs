@@ -113,11 +113,13 @@ async fn bus_outage_delays_but_loses_nothing() {
     }
     let nats = NatsServer::start(free_port(), tempfile::tempdir().unwrap());
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
-    config.bus = BusKind::Nats;
-    config.nats_url = format!("nats://127.0.0.1:{}", nats.port);
-    config.shutdown_grace_secs = 5;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        bus: BusKind::Nats,
+        nats_url: format!("nats://127.0.0.1:{}", nats.port),
+        shutdown_grace_secs: 5,
+        ..Config::default()
+    };
     let server = TestServer::start_with(config, Some(dir)).await;
     let (customer, id, token) = server.customer("Outage").await;
     let mut ws = customer_ws(&server, &id, &token, 0).await;
@@ -173,9 +175,11 @@ async fn database_outage_is_refused_clearly_and_loses_nothing() {
     let url = fresh_postgres().await;
     let name = url.rsplit('/').next().unwrap().to_string();
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
-    config.database_url = Some(url);
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(url),
+        ..Config::default()
+    };
     let server = TestServer::start_with(config, Some(dir)).await;
     let (customer, id, token) = server.customer("Dora").await;
     let path = format!("/api/webchat/conversations/{id}/messages");

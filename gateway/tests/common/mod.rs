@@ -84,15 +84,20 @@ impl TestServer {
         database_url: Option<String>,
         stream: &str,
     ) -> Config {
-        let mut c = Config::default();
-        c.data_dir = data_dir;
-        c.shutdown_grace_secs = 5;
-        if stack == Stack::Scaled {
-            c.database_url = database_url;
-            c.bus = BusKind::Nats;
-            c.nats_stream = stream.to_string();
+        let base = Config {
+            data_dir,
+            shutdown_grace_secs: 5,
+            ..Config::default()
+        };
+        match stack {
+            Stack::Embedded => base,
+            Stack::Scaled => Config {
+                database_url,
+                bus: BusKind::Nats,
+                nats_stream: stream.to_string(),
+                ..base
+            },
         }
-        c
     }
 
     /// A new server on a new, empty store.
