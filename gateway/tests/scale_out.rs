@@ -14,14 +14,6 @@ use switchboard_gateway::auth::Role;
 use switchboard_gateway::config::{BusKind, Config};
 use tokio_tungstenite::tungstenite::Message;
 
-fn texts(events: &[serde_json::Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["event"]["type"] == "message_added")
-        .map(|e| e["event"]["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_serve_one_conversation() {
     if !scaled_available() {

@@ -360,6 +360,15 @@ pub async fn quiet(ws: &mut Ws) {
     }
 }
 
+/// The texts of the `message_added` events among `events`, in order.
+pub fn texts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"]["type"] == "message_added")
+        .map(|e| e["event"]["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Runs a test body against both stacks: `embedded_*` always, `scaled_*` when services are there.
 #[macro_export]
 macro_rules! both_stacks {
