@@ -63,7 +63,10 @@ async fn start(scaled: bool) -> Server {
     let mut env: Vec<(&str, String)> = vec![
         ("SWITCHBOARD_DATA_DIR", dir.path().display().to_string()),
         ("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}")),
-        ("RUST_LOG", "warn".into()),
+        (
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
     ];
     if scaled {
         use sqlx::Executor;

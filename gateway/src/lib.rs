@@ -114,8 +114,8 @@ pub async fn serve_on(
     let metrics = install_metrics();
     let db = open_db(&config).await?;
     let bus = open_bus(&config).await?;
-    let (publisher, publisher_task) = publisher::spawn(db.clone(), bus.clone());
-    let (writer, writer_task) = writer::Writer::spawn(db.clone(), publisher);
+    let (writer, writer_done) =
+        writer::Writer::spawn_dedicated(config.database_url()?, 4, bus.clone()).await?;
     let (hub, hub_task) = hub::Hub::start(bus.clone(), 65_536).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -144,13 +144,11 @@ pub async fn serve_on(
             let _ = shutdown_tx.send(true);
         })
         .await?;
-    // All request handlers are gone, so the writer's inbox closes and it drains.
-    if tokio::time::timeout(grace, writer_task).await.is_err() {
-        tracing::warn!("writer did not drain within the grace period");
-    }
-    if tokio::time::timeout(grace, publisher_task).await.is_err() {
+    // All request handlers are gone, so the writer's inbox closes: it drains,
+    // then the publisher puts the last commits on the bus.
+    if tokio::time::timeout(grace * 2, writer_done).await.is_err() {
         tracing::warn!(
-            "publisher did not drain within the grace period; unpublished events stay in the database and go out at next start"
+            "writer and publisher did not drain within the grace period; committed events not yet on the bus go out at next start"
         );
     }
     hub_task.abort();

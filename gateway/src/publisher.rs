@@ -75,6 +75,10 @@ async fn run(
     overflow: Arc<AtomicBool>,
     outbox: bool,
 ) {
+    let (marker, marker_task) = match outbox.then(|| spawn_marker(db.clone())) {
+        Some((tx, task)) => (Some(tx), Some(task)),
+        None => (None, None),
+    };
     loop {
         if overflow.swap(false, Ordering::AcqRel) {
             // Whatever is queued is also in the database; read it from there, in order.
@@ -84,9 +88,16 @@ async fn run(
         }
         let Some(batch) = rx.recv().await else { break };
         publish_all(&*bus, &batch).await;
-        if outbox {
-            let _ = mark(&db, &batch).await;
+        if let Some(marker) = &marker {
+            // Marking only spares a re-publish after a crash, so it happens off
+            // the publishing path; if the marker falls behind, rows stay
+            // unmarked and are re-published (deduplicated) at the next start.
+            let _ = marker.try_send(batch.iter().map(|e| e.id.to_string()).collect());
         }
+    }
+    drop(marker);
+    if let Some(task) = marker_task {
+        let _ = task.await;
     }
     // Final sweep: anything that overflowed during shutdown.
     if overflow.load(Ordering::Acquire) {
@@ -152,6 +163,26 @@ async fn publish_all(bus: &dyn Bus, batch: &[Envelope]) {
             }
         }
     }
+}
+
+/// Marks published events in the database, coalescing whatever has queued up
+/// into one pass.
+fn spawn_marker(db: Db) -> (mpsc::Sender<Vec<String>>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<String>>(QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(mut ids) = rx.recv().await {
+            while let Ok(more) = rx.try_recv() {
+                ids.extend(more);
+                if ids.len() >= 4096 {
+                    break;
+                }
+            }
+            if let Err(e) = db.mark_published(&ids).await {
+                tracing::warn!(error = %e, "could not mark events published; they will be re-published (deduplicated)");
+            }
+        }
+    });
+    (tx, task)
 }
 
 async fn mark(db: &Db, batch: &[Envelope]) -> Result<(), ()> {

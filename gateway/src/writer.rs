@@ -15,7 +15,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use switchboard_bus::{ApplyError, Conversation, ConversationId, Envelope, Event};
+
+use switchboard_bus::Bus;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, DbError, ms};
@@ -79,11 +82,55 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task.
-    pub fn spawn(db: Db, publisher: PublisherHandle) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer, and the publisher that moves its commits onto the
+    /// bus, on a thread of their own with their own connection pool to `url`.
+    /// Under heavy socket load the shared runtime's run queue would delay every
+    /// database round trip of the writer; on its own thread its commits keep
+    /// their pace. `done` resolves once both have drained and stopped.
+    pub async fn spawn_dedicated(
+        url: String,
+        max_connections: u32,
+        bus: Arc<dyn Bus>,
+    ) -> Result<(Self, oneshot::Receiver<()>), DbError> {
         let (tx, rx) = mpsc::channel(8192);
-        let task = tokio::spawn(run(db, publisher, rx));
-        (Self { tx }, task)
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), DbError>>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("switchboard-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx
+                            .send(Err(DbError::Unavailable(format!("writer runtime: {e}"))));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let db = match Db::connect(&url, max_connections).await {
+                        Ok(db) => db,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let (publisher, publisher_task) = crate::publisher::spawn(db.clone(), bus);
+                    run(db.clone(), publisher, rx).await;
+                    // The writer dropped its handle: the publisher drains and stops.
+                    let _ = publisher_task.await;
+                    db.close().await;
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| DbError::Unavailable(format!("writer thread: {e}")))?;
+        ready_rx
+            .await
+            .map_err(|_| DbError::Unavailable("writer thread failed to start".into()))??;
+        Ok((Self { tx }, done_rx))
     }
 
     /// Appends the events `decide` returns, atomically with respect to other appends
@@ -304,20 +351,21 @@ impl WriterState {
 
         let t_decided = Instant::now();
         let mut tx = self.db.pool().begin().await?;
-        let (conflicts, rows) = match write_projections(&mut tx, &order, &touched, true).await? {
-            Some(done) => done,
-            None => {
-                // Someone else moved a conversation on: find out which, row by row.
-                tx.rollback().await?;
-                tx = self.db.pool().begin().await?;
-                write_projections(&mut tx, &order, &touched, false)
-                    .await?
-                    .unwrap_or_default()
-            }
-        };
+        let (conflicts, rows) =
+            match write_projections(&self.db, &mut tx, &order, &touched, true).await? {
+                Some(done) => done,
+                None => {
+                    // Someone else moved a conversation on: find out which, row by row.
+                    tx.rollback().await?;
+                    tx = self.db.pool().begin().await?;
+                    write_projections(&self.db, &mut tx, &order, &touched, false)
+                        .await?
+                        .unwrap_or_default()
+                }
+            };
         let t_projected = Instant::now();
         // All events of the batch in a few multi-row statements.
-        for chunk in crate::db::sized_chunks(&rows) {
+        for chunk in self.db.row_chunks(&rows) {
             insert_events(&mut tx, chunk, self.outbox).await?;
         }
         let t_inserted = Instant::now();
@@ -423,6 +471,7 @@ fn status_str(state: &Conversation) -> &'static str {
 /// returns `None` if any row did not match (the caller rolls back and retries
 /// with `fast = false`, which checks row by row to find the conflicts).
 async fn write_projections<'a>(
+    db: &Db,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     order: &[ConversationId],
     touched: &'a HashMap<ConversationId, Touched>,
@@ -484,7 +533,7 @@ async fn write_projections<'a>(
         }
         rows.extend(t.new_events.iter());
     }
-    for chunk in crate::db::sized_chunks(&updates) {
+    for chunk in db.row_chunks(&updates) {
         let mut sql = String::from(
             "UPDATE conversations SET status = v.status, assignee = v.assignee, waiting_since = v.waiting_since, updated_at = v.updated_at, last_seq = v.last_seq, state = v.state FROM (",
         );
