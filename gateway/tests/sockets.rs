@@ -140,6 +140,31 @@ async fn websocket_resume(stack: Stack) {
     let live = events(&mut aws, 1).await;
     assert_eq!(live[0]["seq"], 9);
 
+    // The agent typing is shown to the customer, and never stored.
+    aws.send(Message::text(
+        json!({"type": "typing", "conversation_id": id, "active": true}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let typing = loop {
+        let f = next_frame(&mut ws).await;
+        if f["type"] == "event" && f["envelope"]["event"]["type"] == "typing" {
+            break f;
+        }
+    };
+    assert_eq!(typing["envelope"]["event"]["by"]["kind"], "agent");
+    assert_eq!(typing["envelope"]["event"]["active"], true);
+    let (_, stored) = agent
+        .get(&format!("/api/conversations/{id}/events?after=8"))
+        .await;
+    assert!(
+        stored["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"]["type"] != "typing")
+    );
+
     // Cross-site WebSocket hijacking is refused.
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         server.ws_url("/api/ws"),

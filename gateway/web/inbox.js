@@ -122,6 +122,8 @@
     reconnectTimer: null,
     hadDisconnect: false,
     typingTimer: null,
+    agentTypingTimer: null,
+    typingSentFor: null,
   };
 
   // ---------------------------------------------------------------- API
@@ -648,6 +650,7 @@
       return;
     }
     setBusy(true);
+    stopAgentTyping();
     try {
       let res;
       if (kind === 'note') {
@@ -696,6 +699,25 @@
       return true;
     }
     return false;
+  }
+
+  // The customer sees "Agent is typing…" while the agent writes a reply (not a note).
+  function agentTyping() {
+    const id = state.currentId;
+    if (!id || (state.current && state.current.status === 'closed')) return;
+    if (state.typingSentFor !== id && sendWs({ type: 'typing', conversation_id: id, active: true })) {
+      state.typingSentFor = id;
+    }
+    clearTimeout(state.agentTypingTimer);
+    state.agentTypingTimer = setTimeout(stopAgentTyping, 3000);
+  }
+
+  function stopAgentTyping() {
+    clearTimeout(state.agentTypingTimer);
+    if (state.typingSentFor) {
+      sendWs({ type: 'typing', conversation_id: state.typingSentFor, active: false });
+      state.typingSentFor = null;
+    }
   }
 
   function sendWatch() {
@@ -856,6 +878,10 @@
       send('reply');
     });
     $('send-note').addEventListener('click', () => send('note'));
+    $('reply-text').addEventListener('input', () => {
+      if ($('reply-text').value.trim()) agentTyping();
+      else stopAgentTyping();
+    });
     $('reply-text').addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.isComposing) {
         if (e.ctrlKey || e.metaKey) {

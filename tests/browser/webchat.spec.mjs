@@ -288,8 +288,12 @@ async function main() {
     await waitUntil('#conv-assignee to show the agent', async () => ((await agent.textContent('#conv-assignee')) || '').includes(me.user.name));
   });
 
-  await check('agent replies (Enter sends)', async () => {
+  await check('customer sees "Agent is typing…" while the agent writes', async () => {
     await agent.fill('#reply-text', REPLY1);
+    await customer.locator('.sb-typing', { hasText: 'Agent is typing' }).waitFor({ timeout: T });
+  });
+
+  await check('agent replies (Enter sends)', async () => {
     await agent.press('#reply-text', 'Enter');
     await timelineHasOnce(agent, REPLY1, 'agent');
     assert((await agent.inputValue('#reply-text')) === '', 'the reply box was not cleared after sending');

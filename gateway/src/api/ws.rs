@@ -189,6 +189,10 @@ enum AgentFrame {
     Unwatch {
         conversation_id: ConversationId,
     },
+    Typing {
+        conversation_id: ConversationId,
+        active: bool,
+    },
 }
 
 /// `GET /api/ws`: the staff live feed.
@@ -261,6 +265,24 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
                         }
                         Ok(AgentFrame::Unwatch { conversation_id }) => {
                             watches.remove(&conversation_id);
+                        }
+                        Ok(AgentFrame::Typing { conversation_id, active }) => {
+                            // Shown to the customer as "Agent is typing…"; never stored.
+                            if !staff.user.role.can(Permission::WorkConversations) {
+                                socket.send(error_frame(&ApiError::forbidden("this role cannot write to conversations"))).await.map_err(closed)?;
+                                continue;
+                            }
+                            if state.db.conversation(conversation_id).await?.is_none() {
+                                socket.send(error_frame(&ApiError::not_found("conversation"))).await.map_err(closed)?;
+                                continue;
+                            }
+                            let env = Envelope::new(conversation_id, 0, switchboard_bus::Event::Typing {
+                                by: switchboard_bus::Participant::Agent(staff.agent_id()),
+                                active,
+                            });
+                            if let Err(e) = state.bus.publish(&env).await {
+                                tracing::debug!(error = %e, "typing indicator not published");
+                            }
                         }
                         Err(e) => {
                             let err = ApiError::bad_request(format!("unreadable frame: {e}"));
