@@ -7,6 +7,7 @@
 //   SWITCHBOARD_URL          base URL of a running server (default http://127.0.0.1:18080)
 //   AGENT_EMAIL              an active account with the agent (or supervisor/admin) role
 //   AGENT_PASSWORD           its password
+//   ADMIN_EMAIL, ADMIN_PASSWORD  optional admin account; enables the admin page checks
 //   SWITCHBOARD_RESTART_CMD  optional shell command that restarts the server and returns once
 //                            it is healthy again; enables the restart step
 //   CHROMIUM                 browser binary (default /usr/bin/chromium)
@@ -19,6 +20,8 @@ const BASE = (process.env.SWITCHBOARD_URL || 'http://127.0.0.1:18080').replace(/
 const AGENT_EMAIL = process.env.AGENT_EMAIL;
 const AGENT_PASSWORD = process.env.AGENT_PASSWORD;
 const RESTART_CMD = process.env.SWITCHBOARD_RESTART_CMD || '';
+const ADMIN_EMAIL = process.env.ADMIN_EMAIL;
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const T = 15000; // default wait
 const T_RESTART = 60000; // waits that span a server restart
@@ -414,6 +417,53 @@ async function main() {
     assertUniqueIncreasing(evs.map((e) => e.seq), 'agent timeline');
     assert(pageErrors.length === 0, `JavaScript errors on the pages: ${pageErrors.join('; ')}`);
   });
+
+  // 8. Admin pages: the landing page, user management, and an agent kept out.
+  if (ADMIN_EMAIL && ADMIN_PASSWORD) {
+    const adminCtx = await browser.newContext();
+    const admin = await adminCtx.newPage();
+    admin.on('pageerror', (e) => pageErrors.push(`admin: ${e.message}`));
+    await check('landing page links the inbox, the demo and the API document', async () => {
+      await admin.goto(`${BASE}/`);
+      for (const href of ['/inbox', '/demo', '/api/openapi.json']) {
+        assert((await admin.locator(`a[href="${href}"]`).count()) > 0, `no link to ${href} on /`);
+      }
+    });
+    await check('admin signs in and sees the staff accounts', async () => {
+      await admin.goto(`${BASE}/login`);
+      await admin.fill('#email', ADMIN_EMAIL);
+      await admin.fill('#password', ADMIN_PASSWORD);
+      await Promise.all([admin.waitForURL(/\/inbox/, { timeout: T }), admin.click('#login-submit')]);
+      await admin.goto(`${BASE}/admin/users`);
+      await admin.locator('#users-body tr', { hasText: AGENT_EMAIL }).waitFor({ timeout: T });
+    });
+    await check('admin adds a supervisor, changes the role, and deactivates the account', async () => {
+      await admin.fill('#new-email', 'dana@example.com');
+      await admin.fill('#new-name', 'Dana Lead');
+      await admin.selectOption('#new-role', 'supervisor');
+      await admin.fill('#new-password', 'another long password');
+      await admin.click('#add-user');
+      const row = admin.locator('#users-body tr', { hasText: 'dana@example.com' });
+      await row.waitFor({ timeout: T });
+      await admin.selectOption('select[aria-label="Role for Dana Lead"]', 'analyst');
+      await admin.locator('#flash', { hasText: 'is now analyst' }).waitFor({ timeout: T });
+      await admin.click('button[aria-label="Deactivate Dana Lead"]');
+      await row.locator('.user-status', { hasText: 'Deactivated' }).waitFor({ timeout: T });
+      const users = await admin.evaluate(async () => (await fetch('/api/users')).json());
+      const dana = users.users.find((u) => u.email === 'dana@example.com');
+      assert(dana && dana.role === 'analyst' && dana.active === false, `stored user is ${JSON.stringify(dana)}`);
+    });
+    await check('an agent opening the admin page is refused', async () => {
+      const page = await agent.context().newPage();
+      await page.goto(`${BASE}/admin/users`);
+      await page.locator('#users-body', { hasText: 'Only administrators can manage users' }).waitFor({ timeout: T });
+      assert((await page.locator('#users-body tr', { hasText: ADMIN_EMAIL }).count()) === 0, 'an agent saw the user list');
+      await page.close();
+    });
+    await adminCtx.close();
+  } else {
+    log('skipping the admin pages (ADMIN_EMAIL / ADMIN_PASSWORD not set)');
+  }
 
   // Pictures for humans.
   await agent.screenshot({ path: '/tmp/switchboard-inbox.png' });

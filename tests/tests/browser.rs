@@ -109,6 +109,19 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
         ])
         .env("SWITCHBOARD_PASSWORD", PASSWORD));
     assert!(added.success(), "user add failed");
+    let admin = run(Command::new(bin)
+        .args([
+            "user",
+            "add",
+            "--email",
+            "admin@example.com",
+            "--name",
+            "Ada Admin",
+            "--role",
+            "admin",
+        ])
+        .env("SWITCHBOARD_PASSWORD", PASSWORD));
+    assert!(admin.success(), "admin add failed");
     assert!(
         run(Command::new(&serve).arg("start")).success(),
         "server did not start; see {}/server.log",
@@ -120,6 +133,8 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
         .env("SWITCHBOARD_URL", format!("http://127.0.0.1:{port}"))
         .env("AGENT_EMAIL", "agent@example.com")
         .env("AGENT_PASSWORD", PASSWORD)
+        .env("ADMIN_EMAIL", "admin@example.com")
+        .env("ADMIN_PASSWORD", PASSWORD)
         .env(
             "SWITCHBOARD_RESTART_CMD",
             format!("{} restart", serve.display()),
