@@ -16,12 +16,7 @@
 
   const $ = (id) => document.getElementById(id);
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { el } = window.Switchboard;
 
   function uuid() {
     if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
@@ -128,54 +123,7 @@
 
   // ---------------------------------------------------------------- API
 
-  class ApiError extends Error {
-    constructor(code, message, status) {
-      super(message);
-      this.code = code;
-      this.status = status;
-    }
-  }
-
-  function goLogin() {
-    location.href = '/login';
-  }
-
-  async function api(method, path, body, retried) {
-    const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-    if (method !== 'GET') {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.headers['X-CSRF-Token'] = state.csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    let res;
-    try {
-      res = await fetch(path, opts);
-    } catch {
-      throw new ApiError('network', 'Cannot reach the server. Check the connection and try again.', 0);
-    }
-    const raw = res.status === 204 ? '' : await res.text();
-    let data = null;
-    if (raw) {
-      try {
-        data = JSON.parse(raw);
-      } catch {
-        data = null;
-      }
-    }
-    if (!res.ok) {
-      const err = (data && data.error) || {};
-      if (res.status === 401) {
-        goLogin();
-        throw new ApiError(err.code || 'unauthenticated', 'Your session has ended. Please sign in again.', 401);
-      }
-      if (err.code === 'csrf_failed' && !retried) {
-        await loadMe();
-        return api(method, path, body, true);
-      }
-      throw new ApiError(err.code || `http_${res.status}`, err.message || `Request failed (HTTP ${res.status}).`, res.status);
-    }
-    return data;
-  }
+  const api = window.Switchboard.client({ csrf: () => state.csrf, refresh: () => loadMe() });
 
   async function loadMe() {
     const data = await api('GET', '/api/me');

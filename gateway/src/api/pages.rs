@@ -37,6 +37,7 @@ static ASSETS: &[Asset] = &[
         "widget.js",
         "text/javascript; charset=utf-8"
     ),
+    asset!("/static/api.js", "api.js", "text/javascript; charset=utf-8"),
     asset!(
         "/static/inbox.js",
         "inbox.js",
