@@ -15,14 +15,17 @@ use futures::stream::FuturesOrdered;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_bus::{
-    Channel, Contact, ContactId, ConversationId, ConversationStatus, Envelope, Event, Participant,
+    Channel, Contact, ContactId, ConversationId, ConversationStatus, Event, Participant,
 };
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
 use super::conversations::{EventList, EventsQuery};
 use super::error::{ApiError, ApiJson, ErrorBody};
-use super::ws::{HELLO_TIMEOUT, MAX_FRAME_BYTES, Watch, closed, error_frame, frame, restart_close};
+use super::ws::{
+    HELLO_TIMEOUT, MAX_FRAME_BYTES, Watch, closed, error_frame, frame, publish_typing,
+    restart_close,
+};
 use super::{AppState, check_client_msg_id, check_text, parse_conversation_id};
 use crate::auth::{Customer, new_token, token_hash};
 use crate::hub::HubMsg;
@@ -340,10 +343,7 @@ async fn customer_loop(mut socket: WebSocket, state: AppState) {
                             }
                         }
                         Ok(CustomerFrame::Typing { active }) => {
-                            let env = Envelope::new(watch.conversation, 0, Event::Typing { by: Participant::Customer(customer.contact), active });
-                            if let Err(e) = state.bus.publish(&env).await {
-                                tracing::debug!(error = %e, "typing indicator not published");
-                            }
+                            publish_typing(&state, watch.conversation, Participant::Customer(customer.contact), active).await;
                         }
                         Ok(CustomerFrame::Hello { .. }) => {
                             socket.send(error_frame(&ApiError::bad_request("already said hello"))).await.map_err(closed)?;

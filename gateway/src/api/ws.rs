@@ -276,13 +276,7 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
                                 socket.send(error_frame(&ApiError::not_found("conversation"))).await.map_err(closed)?;
                                 continue;
                             }
-                            let env = Envelope::new(conversation_id, 0, switchboard_bus::Event::Typing {
-                                by: switchboard_bus::Participant::Agent(staff.agent_id()),
-                                active,
-                            });
-                            if let Err(e) = state.bus.publish(&env).await {
-                                tracing::debug!(error = %e, "typing indicator not published");
-                            }
+                            publish_typing(&state, conversation_id, switchboard_bus::Participant::Agent(staff.agent_id()), active).await;
                         }
                         Err(e) => {
                             let err = ApiError::bad_request(format!("unreadable frame: {e}"));
@@ -301,6 +295,24 @@ async fn agent_loop(mut socket: WebSocket, state: AppState, staff: Staff) {
         let _ = socket.send(error_frame(&e)).await;
     }
     metrics::gauge!("switchboard_ws_connections", "kind" => "agent").decrement(1.0);
+}
+
+/// Publishes an ephemeral typing event (seq 0, never stored). Best effort: a
+/// lost indicator is not worth an error to the typist.
+pub async fn publish_typing(
+    state: &AppState,
+    conversation: ConversationId,
+    by: switchboard_bus::Participant,
+    active: bool,
+) {
+    let env = Envelope::new(
+        conversation,
+        0,
+        switchboard_bus::Event::Typing { by, active },
+    );
+    if let Err(e) = state.bus.publish(&env).await {
+        tracing::debug!(error = %e, "typing indicator not published");
+    }
 }
 
 /// Maps a send failure (peer gone) to a quiet error.
