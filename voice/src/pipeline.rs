@@ -1,0 +1,1 @@
+//! Typed media pipeline (frames through stages).

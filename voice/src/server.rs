@@ -1,0 +1,1 @@
+//! Tokio glue for the sans-IO endpoint and media sessions.

@@ -1,0 +1,1946 @@
+//! The sans-IO SIP user agent server: one [`Endpoint`] owns every
+//! transaction, dialog, call and registration.
+//!
+//! Feed it what arrives ([`Endpoint::handle_input`]) and the time when its
+//! deadline passes ([`Endpoint::handle_timeout`]); drive calls with commands
+//! ([`Endpoint::ring`], [`Endpoint::answer`], [`Endpoint::reject`],
+//! [`Endpoint::hangup`], [`Endpoint::hold`]); then drain
+//! [`Endpoint::poll_transmit`] (datagrams to send),
+//! [`Endpoint::poll_event`] (what happened) and ask
+//! [`Endpoint::poll_timeout`] when to call back. Nothing here reads a clock
+//! or touches a socket.
+//!
+//! ## What it does
+//!
+//! * INVITE with or without an SDP offer; 100 Trying at once, 180/183 and
+//!   200 on command. The 200 is retransmitted (T1 doubling to T2) until the
+//!   ACK; without an ACK after 64·T1 the call is ended with a BYE.
+//! * CANCEL before the answer (200 to the CANCEL, 487 to the INVITE); BYE
+//!   either way; re-INVITE and UPDATE for hold/unhold (`sendonly`,
+//!   `inactive`, `0.0.0.0`) and session refreshes; our own re-INVITE to hold;
+//!   INFO with `application/dtmf-relay` or `application/dtmf`; OPTIONS.
+//! * Session timers (RFC 4028) are tolerated: `Session-Expires` is echoed
+//!   with `refresher=uac` and refreshes are answered.
+//! * A registrar: REGISTER with digest authentication against the
+//!   application's [`CredentialStore`], bindings with expiry.
+//! * Errors get the right answer: 400 (bad or missing headers, even when
+//!   the message did not parse), 405/501 (methods), 415 (bodies), 416
+//!   (URI scheme), 420 (`Require` we lack), 481 (unknown dialog or
+//!   transaction), 483 (Max-Forwards), 488 (SDP we cannot do), 491 (glare),
+//!   505 (version). Garbage that is not a request is dropped.
+//!
+//! Responses go back to where the request came from (symmetric response
+//! routing, RFC 3581), and requests inside a dialog go to the address the
+//! dialog's INVITE came from, which is what NATed phones and trunks need.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::auth::{AuthOutcome, CredentialStore, DigestAuthenticator};
+use super::message::{
+    Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, reason_phrase,
+    validate_request,
+};
+use super::transaction::{
+    ClientInvite, ClientNonInvite, ClientState, ServerInvite, ServerInviteState, ServerNonInvite,
+    ServerNonInviteState, TimerConfig, TxKey, TxOutput,
+};
+use crate::media::DtmfDigit;
+use crate::sdp::{self, Codec, Direction, NegotiatedMedia, SessionDescription};
+
+/// SIP transport of a datagram or connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP (unreliable: transactions retransmit).
+    Udp,
+    /// TCP (reliable).
+    Tcp,
+    /// TLS over TCP (reliable). The endpoint treats it like TCP; the glue
+    /// terminates TLS.
+    Tls,
+}
+
+impl Transport {
+    fn reliable(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+
+    fn via_name(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+        }
+    }
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Transport to use (over TCP/TLS: the connection to `to`).
+    pub transport: Transport,
+    /// Destination.
+    pub to: SocketAddr,
+    /// The SIP message.
+    pub data: Vec<u8>,
+}
+
+/// Switchboard's handle for one call (not the SIP Call-ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+impl fmt::Display for CallHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+/// Who is calling whom, from the INVITE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The SIP Call-ID.
+    pub sip_call_id: String,
+    /// Caller URI (From).
+    pub from: Uri,
+    /// Caller display name, if any.
+    pub from_display: Option<String>,
+    /// Called URI (To).
+    pub to: Uri,
+    /// The Request-URI (the number or user dialled).
+    pub request_uri: String,
+    /// Where the INVITE came from.
+    pub remote: SocketAddr,
+    /// Whether the INVITE carried an SDP offer.
+    pub has_offer: bool,
+}
+
+/// How DTMF arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// SIP INFO.
+    Info,
+    /// RFC 4733 RTP events (reported by the media layer).
+    Rtp,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    RemoteHangup,
+    /// We hung up (BYE sent).
+    LocalHangup,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// We rejected with this status.
+    Rejected(u16),
+    /// Our 200 OK was never acknowledged.
+    AckTimeout,
+    /// A transaction timed out (no response from the peer).
+    Timeout,
+}
+
+/// A registration binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The contact URI as registered.
+    pub contact: String,
+    /// Where the REGISTER came from (for NATed devices).
+    pub source: SocketAddr,
+    /// Transport it came over.
+    pub transport: Transport,
+    /// When it expires.
+    pub expires_at: Instant,
+}
+
+/// What the application learns from the endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new inbound call waits for ring/answer/reject.
+    CallOffered {
+        /// The call.
+        call: CallHandle,
+        /// Caller, callee and addresses.
+        info: Box<CallInfo>,
+    },
+    /// Media parameters are known or changed (answer sent, ACK with answer,
+    /// re-INVITE hold/unhold): create or update the call's media session.
+    MediaUpdated {
+        /// The call.
+        call: CallHandle,
+        /// The agreed media.
+        media: NegotiatedMedia,
+        /// The peer has put us on hold (or we held it).
+        held: bool,
+    },
+    /// The ACK for our 200 arrived: the call is up.
+    CallEstablished {
+        /// The call.
+        call: CallHandle,
+    },
+    /// A DTMF key arrived by SIP INFO.
+    Dtmf {
+        /// The call.
+        call: CallHandle,
+        /// The key.
+        digit: DtmfDigit,
+        /// How it arrived.
+        source: DtmfSource,
+    },
+    /// The call is over; its media can be torn down.
+    CallEnded {
+        /// The call.
+        call: CallHandle,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A REGISTER added or refreshed a binding.
+    Registered {
+        /// Address of record (`user@domain`).
+        aor: String,
+        /// The binding.
+        binding: Binding,
+    },
+    /// A binding was removed or expired.
+    Unregistered {
+        /// Address of record.
+        aor: String,
+        /// The contact URI.
+        contact: String,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No such call (ended or never existed).
+    #[error("unknown call {0}")]
+    UnknownCall(CallHandle),
+    /// The command does not fit the call's state.
+    #[error("{0} is not allowed in state {1}")]
+    WrongState(&'static str, &'static str),
+    /// The caller's offer could not be answered (a 488 was sent).
+    #[error("offer not acceptable: {0}")]
+    NotAcceptable(#[from] sdp::NegotiationError),
+}
+
+/// Endpoint configuration.
+#[derive(Clone)]
+pub struct EndpointConfig {
+    /// Our SIP address (Via, Contact).
+    pub local_addr: SocketAddr,
+    /// Domain for the registrar (and realm for digest).
+    pub domain: String,
+    /// `User-Agent`/`Server` header value.
+    pub user_agent: String,
+    /// Codec preference.
+    pub codecs: Vec<Codec>,
+    /// RFC 3261 timer values.
+    pub timers: TimerConfig,
+    /// Secret keying digest nonces.
+    pub auth_secret: String,
+    /// Passwords for REGISTER (and INVITE, if `authenticate_invites`).
+    pub credentials: Option<Arc<dyn CredentialStore>>,
+    /// Challenge INVITEs too (for a trunk or phones that must authenticate).
+    pub authenticate_invites: bool,
+    /// Shortest registration accepted (seconds); shorter gets 423.
+    pub min_expires: u32,
+    /// Longest registration granted (seconds).
+    pub max_expires: u32,
+    /// Seed for tags, branches and SDP ids (fixed in tests).
+    pub seed: u64,
+}
+
+impl fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("local_addr", &self.local_addr)
+            .field("domain", &self.domain)
+            .field("codecs", &self.codecs)
+            .field("authenticate_invites", &self.authenticate_invites)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointConfig {
+    /// Defaults for an endpoint at `local_addr`.
+    pub fn new(local_addr: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            domain: local_addr.ip().to_string(),
+            user_agent: "Switchboard".into(),
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            timers: TimerConfig::default(),
+            auth_secret: "switchboard".into(),
+            credentials: None,
+            authenticate_invites: false,
+            min_expires: 60,
+            max_expires: 3600,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// INVITE received; no final answer yet.
+    Offered,
+    /// 200 sent; waiting for the ACK.
+    Answered,
+    /// ACK received.
+    Established,
+}
+
+impl CallState {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Offered => "offered",
+            Self::Answered => "answered",
+            Self::Established => "established",
+        }
+    }
+}
+
+/// A 2xx the dialog retransmits until the ACK (RFC 3261 §13.3.1.4).
+#[derive(Debug)]
+struct OkRetransmit {
+    cseq: u32,
+    bytes: Vec<u8>,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Call {
+    state: CallState,
+    /// The initial INVITE (body dropped), for responses on its transaction.
+    invite: Request,
+    sip_call_id: String,
+    invite_key: TxKey,
+    peer: SocketAddr,
+    transport: Transport,
+    local_tag: String,
+    /// Our side's name-addr (the INVITE's To, plus our tag).
+    local_na: String,
+    /// Their side's name-addr (the INVITE's From, with their tag).
+    remote_na: String,
+    remote_tag: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    remote_cseq: u32,
+    local_cseq: u32,
+    local_rtp: Option<SocketAddr>,
+    sdp_id: u64,
+    sdp_version: u64,
+    /// The caller's initial offer, answered on `answer`.
+    remote_offer: Option<SessionDescription>,
+    /// An offer we made, awaiting the answer (in ACK or in a 2xx).
+    our_offer: Option<SessionDescription>,
+    media: Option<NegotiatedMedia>,
+    ok_retx: Option<OkRetransmit>,
+    session_expires: Option<String>,
+    /// Branch of our outstanding re-INVITE, if any.
+    reinvite_branch: Option<String>,
+    held_locally: bool,
+}
+
+#[derive(Debug)]
+enum ServerTx {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+impl ServerTx {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Self::Invite(t) => t.poll_timeout(),
+            Self::NonInvite(t) => t.poll_timeout(),
+        }
+    }
+
+    fn terminated(&self) -> bool {
+        match self {
+            Self::Invite(t) => t.state() == ServerInviteState::Terminated,
+            Self::NonInvite(t) => t.state() == ServerNonInviteState::Terminated,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ServerEntry {
+    tx: ServerTx,
+    to: SocketAddr,
+    transport: Transport,
+}
+
+#[derive(Debug)]
+enum ClientTx {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+#[derive(Debug)]
+struct ClientEntry {
+    tx: ClientTx,
+    call: CallHandle,
+    to: SocketAddr,
+    transport: Transport,
+}
+
+impl ClientEntry {
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.tx {
+            ClientTx::Invite(t) => t.poll_timeout(),
+            ClientTx::NonInvite(t) => t.poll_timeout(),
+        }
+    }
+
+    fn terminated(&self) -> bool {
+        match &self.tx {
+            ClientTx::Invite(t) => t.state() == ClientState::Terminated,
+            ClientTx::NonInvite(t) => t.state() == ClientState::Terminated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Server(TxKey),
+    Client(TxKey),
+    Call(CallHandle),
+    Registrar,
+}
+
+/// The user agent. See the module documentation.
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    epoch: Instant,
+    rng: StdRng,
+    auth: DigestAuthenticator,
+    next_call: u64,
+    calls: HashMap<CallHandle, Call>,
+    /// (SIP Call-ID, our tag) → call.
+    dialogs: HashMap<(String, String), CallHandle>,
+    /// INVITE server transaction → call (for CANCEL and retransmits).
+    by_invite: HashMap<TxKey, CallHandle>,
+    server: HashMap<TxKey, ServerEntry>,
+    client: HashMap<TxKey, ClientEntry>,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    bindings: BTreeMap<String, Vec<Binding>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local_addr", &self.cfg.local_addr)
+            .field("calls", &self.calls.len())
+            .field("server_transactions", &self.server.len())
+            .field("client_transactions", &self.client.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER";
+const SUPPORTED: &str = "timer";
+
+impl Endpoint {
+    /// A new endpoint; `now` anchors nonce ages.
+    pub fn new(cfg: EndpointConfig, now: Instant) -> Self {
+        let auth = DigestAuthenticator::new(cfg.domain.clone(), cfg.auth_secret.clone(), 300);
+        Self {
+            rng: StdRng::seed_from_u64(cfg.seed),
+            cfg,
+            epoch: now,
+            auth,
+            next_call: 1,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            by_invite: HashMap::new(),
+            server: HashMap::new(),
+            client: HashMap::new(),
+            timers: BinaryHeap::new(),
+            bindings: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Number of live calls.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Current bindings of an address of record (`user@domain`).
+    pub fn bindings(&self, aor: &str) -> &[Binding] {
+        self.bindings.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, r))) = self.timers.peek() {
+            if self.deadline_of(r) == Some(*t) {
+                return Some(*t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn deadline_of(&self, r: &TimerRef) -> Option<Instant> {
+        match r {
+            TimerRef::Server(k) => self.server.get(k).and_then(|e| e.tx.poll_timeout()),
+            TimerRef::Client(k) => self.client.get(k).and_then(ClientEntry::poll_timeout),
+            TimerRef::Call(c) => self
+                .calls
+                .get(c)
+                .and_then(|c| c.ok_retx.as_ref())
+                .map(|o| o.next.min(o.give_up)),
+            TimerRef::Registrar => self
+                .bindings
+                .values()
+                .flat_map(|v| v.iter().map(|b| b.expires_at))
+                .min(),
+        }
+    }
+
+    fn schedule(&mut self, r: TimerRef) {
+        if let Some(t) = self.deadline_of(&r) {
+            self.timers.push(Reverse((t, r)));
+        }
+    }
+
+    fn now_secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() + 1
+    }
+
+    fn random_token(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    fn branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.random_token())
+    }
+
+    fn send(&mut self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            transport,
+            to,
+            data,
+        });
+    }
+
+    fn with_common(&self, mut resp: Response) -> Response {
+        resp.headers.push("Server", self.cfg.user_agent.clone());
+        resp
+    }
+
+    fn contact(&self, transport: Transport) -> String {
+        let t = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        format!("<sip:{}{t}>", self.cfg.local_addr)
+    }
+
+    /// Handles a datagram (UDP) or one framed message (TCP/TLS).
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
+        match Message::parse(data) {
+            Ok(Message::Request(req)) => self.on_request(now, transport, from, req),
+            Ok(Message::Response(resp)) => self.on_response(now, &resp),
+            Err(ParseError::Empty) => {} // CRLF keep-alive
+            Err(e) => {
+                let (status, reason) = match &e {
+                    ParseError::BadVersion(_) => (505, "Version Not Supported"),
+                    ParseError::TooLarge => (513, "Message Too Large"),
+                    _ => (400, "Bad Request"),
+                };
+                tracing::debug!(%from, error = %e, "unparsable SIP message");
+                if let Some(bytes) =
+                    super::message::error_response_for_unparsable(data, status, reason)
+                {
+                    self.send(transport, from, bytes);
+                }
+            }
+        }
+    }
+
+    fn respond_stateless(
+        &mut self,
+        transport: Transport,
+        to: SocketAddr,
+        req: &Request,
+        status: u16,
+        reason: &str,
+    ) {
+        let tag = self.random_token();
+        let resp = self.with_common(req.response(status, reason, Some(&tag)));
+        self.send(transport, to, resp.to_bytes());
+    }
+
+    fn on_request(&mut self, now: Instant, transport: Transport, from: SocketAddr, req: Request) {
+        if let Err((status, reason)) = validate_request(&req) {
+            if req.method != Method::Ack {
+                self.respond_stateless(transport, from, &req, status, reason);
+            }
+            return;
+        }
+        let Some(key) = TxKey::server(&req) else {
+            // Pre-RFC 3261 peers without a magic-cookie branch are not served.
+            if req.method != Method::Ack {
+                self.respond_stateless(transport, from, &req, 400, "Missing branch");
+            }
+            return;
+        };
+        if req.method == Method::Ack {
+            self.on_ack(now, &key, &req);
+            return;
+        }
+        // A retransmission of a request we already have a transaction for.
+        if let Some(entry) = self.server.get_mut(&key) {
+            let mut out = Vec::new();
+            match &mut entry.tx {
+                ServerTx::Invite(t) => t.on_retransmit(&mut out),
+                ServerTx::NonInvite(t) => t.on_retransmit(&mut out),
+            }
+            let (transport, to) = (entry.transport, entry.to);
+            for o in out {
+                if let TxOutput::Send(b) = o {
+                    self.send(transport, to, b);
+                }
+            }
+            return;
+        }
+        // Extensions the request requires and we lack.
+        let unsupported: Vec<String> = req
+            .headers
+            .values("Require")
+            .into_iter()
+            .filter(|r| !SUPPORTED.split(", ").any(|s| s.eq_ignore_ascii_case(r)))
+            .collect();
+        if !unsupported.is_empty() && !matches!(req.method, Method::Cancel) {
+            let mut resp = self.with_common(req.response(420, "Bad Extension", None));
+            resp.headers.push("Unsupported", unsupported.join(", "));
+            self.server_tx_reply(now, transport, from, &key, &req, &resp);
+            return;
+        }
+        let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        match req.method {
+            Method::Invite if in_dialog => self.on_reinvite(now, transport, from, key, req),
+            Method::Invite => self.on_invite(now, transport, from, key, req),
+            Method::Cancel => self.on_cancel(now, transport, from, &key, &req),
+            Method::Bye => self.on_bye(now, transport, from, &key, &req),
+            Method::Options => {
+                let tag = self.random_token();
+                let mut resp = self.with_common(req.response(200, "OK", Some(&tag)));
+                resp.headers.push("Allow", ALLOW);
+                resp.headers.push("Accept", "application/sdp");
+                resp.headers.push("Supported", SUPPORTED);
+                self.server_tx_reply(now, transport, from, &key, &req, &resp);
+            }
+            Method::Info => self.on_info(now, transport, from, &key, &req),
+            Method::Update => self.on_update(now, transport, from, &key, &req),
+            Method::Register => self.on_register(now, transport, from, &key, &req),
+            Method::Other(_) => {
+                let mut resp = self.with_common(req.response(501, "Not Implemented", None));
+                resp.headers.push("Allow", ALLOW);
+                self.server_tx_reply(now, transport, from, &key, &req, &resp);
+            }
+            _ => {
+                let mut resp = self.with_common(req.response(405, "Method Not Allowed", None));
+                resp.headers.push("Allow", ALLOW);
+                self.server_tx_reply(now, transport, from, &key, &req, &resp);
+            }
+        }
+    }
+
+    /// Creates a non-INVITE server transaction and sends its final response.
+    fn server_tx_reply(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        to: SocketAddr,
+        key: &TxKey,
+        _req: &Request,
+        resp: &Response,
+    ) {
+        let mut tx = ServerNonInvite::new(transport.reliable(), self.cfg.timers);
+        let mut out = Vec::new();
+        tx.send_response(now, resp, &mut out);
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, to, b);
+            }
+        }
+        if tx.state() != ServerNonInviteState::Terminated {
+            self.server.insert(
+                key.clone(),
+                ServerEntry {
+                    tx: ServerTx::NonInvite(tx),
+                    to,
+                    transport,
+                },
+            );
+            self.schedule(TimerRef::Server(key.clone()));
+        }
+    }
+
+    /// Sends a response on an existing INVITE server transaction.
+    fn invite_tx_respond(&mut self, now: Instant, key: &TxKey, resp: &Response) {
+        let Some(entry) = self.server.get_mut(key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        if let ServerTx::Invite(t) = &mut entry.tx {
+            t.send_response(now, resp, &mut out);
+        }
+        let (transport, to) = (entry.transport, entry.to);
+        let done = entry.tx.terminated();
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, to, b);
+            }
+        }
+        if done {
+            self.server.remove(key);
+        } else {
+            self.schedule(TimerRef::Server(key.clone()));
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        method: &str,
+        req: &Request,
+    ) -> Result<String, Response> {
+        let Some(store) = self.cfg.credentials.clone() else {
+            return Err(self.with_common(req.response(403, "Forbidden", None)));
+        };
+        let outcome = self.auth.verify(
+            self.now_secs(now),
+            method,
+            req.headers.get("Authorization"),
+            store.as_ref(),
+        );
+        match outcome {
+            AuthOutcome::Ok(user) => Ok(user),
+            AuthOutcome::Challenge { stale } => {
+                let tag = self.random_token();
+                let mut resp = self.with_common(req.response(401, "Unauthorized", Some(&tag)));
+                resp.headers.push(
+                    "WWW-Authenticate",
+                    self.auth.challenge(self.now_secs(now), stale),
+                );
+                Err(resp)
+            }
+            AuthOutcome::Rejected => Err(self.with_common(req.response(403, "Forbidden", None))),
+        }
+    }
+
+    fn on_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: TxKey,
+        req: Request,
+    ) {
+        let mut tx = ServerInvite::new(transport.reliable(), self.cfg.timers);
+        let mut out = Vec::new();
+        tx.send_response(
+            now,
+            &self.with_common(req.response(100, "Trying", None)),
+            &mut out,
+        );
+        self.server.insert(
+            key.clone(),
+            ServerEntry {
+                tx: ServerTx::Invite(tx),
+                to: from,
+                transport,
+            },
+        );
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, from, b);
+            }
+        }
+        let tag = self.random_token();
+        let reject = |ep: &mut Self, status: u16, extra: Option<(&str, String)>| {
+            let mut resp = ep.with_common(req.response(status, reason_phrase(status), Some(&tag)));
+            if let Some((n, v)) = extra {
+                resp.headers.push(n, v);
+            }
+            ep.invite_tx_respond(now, &key, &resp);
+        };
+        if self.cfg.authenticate_invites
+            && let Err(resp) = self.authenticate(now, "INVITE", &req)
+        {
+            self.invite_tx_respond(now, &key, &resp);
+            return;
+        }
+        // The body must be SDP we can read; an empty body means "you offer".
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            let ct = req.headers.get("Content-Type").unwrap_or("");
+            if !ct.to_ascii_lowercase().starts_with("application/sdp") {
+                reject(self, 415, Some(("Accept", "application/sdp".into())));
+                return;
+            }
+            match SessionDescription::parse(&req.body) {
+                Ok(sd) => Some(sd),
+                Err(_) => {
+                    reject(self, 400, None);
+                    return;
+                }
+            }
+        };
+        // Refuse now what we could never answer.
+        if let Some(o) = &offer
+            && sdp::answer(o, self.cfg.local_addr, 0, 0, &self.cfg.codecs).is_err()
+        {
+            reject(
+                self,
+                488,
+                Some((
+                    "Warning",
+                    "304 switchboard \"Media type not available\"".into(),
+                )),
+            );
+            return;
+        }
+        let (Some(from_na), Some(to_na), Some(cseq)) = (req.from(), req.to(), req.cseq()) else {
+            reject(self, 400, None);
+            return;
+        };
+        let Some(remote_tag) = from_na.tag().map(str::to_owned) else {
+            reject(self, 400, None);
+            return;
+        };
+        let remote_target = req
+            .headers
+            .values("Contact")
+            .first()
+            .and_then(|c| NameAddr::parse(c))
+            .map_or_else(|| from_na.uri.to_string(), |n| n.uri.to_string());
+        let handle = CallHandle(self.next_call);
+        self.next_call += 1;
+        let sip_call_id = req.call_id().unwrap_or_default().to_owned();
+        let local_na = format!("{};tag={tag}", req.headers.get("To").unwrap_or_default());
+        let session_expires = req.headers.get("Session-Expires").map(|v| {
+            let secs = v.split(';').next().unwrap_or("1800").trim().to_owned();
+            format!("{secs};refresher=uac")
+        });
+        let mut invite = req.clone();
+        invite.body.clear();
+        let call = Call {
+            state: CallState::Offered,
+            invite,
+            sip_call_id: sip_call_id.clone(),
+            invite_key: key.clone(),
+            peer: from,
+            transport,
+            local_tag: tag.clone(),
+            local_na,
+            remote_na: req.headers.get("From").unwrap_or_default().to_owned(),
+            remote_tag,
+            remote_target,
+            route_set: req.headers.values("Record-Route"),
+            remote_cseq: cseq.seq,
+            local_cseq: 0,
+            local_rtp: None,
+            sdp_id: self.rng.random::<u32>().into(),
+            sdp_version: 1,
+            remote_offer: offer.clone(),
+            our_offer: None,
+            media: None,
+            ok_retx: None,
+            session_expires,
+            reinvite_branch: None,
+            held_locally: false,
+        };
+        self.calls.insert(handle, call);
+        self.dialogs.insert((sip_call_id.clone(), tag), handle);
+        self.by_invite.insert(key, handle);
+        self.events.push_back(Event::CallOffered {
+            call: handle,
+            info: Box::new(CallInfo {
+                sip_call_id,
+                from: from_na.uri,
+                from_display: from_na.display,
+                to: to_na.uri,
+                request_uri: req.uri.clone(),
+                remote: from,
+                has_offer: offer.is_some(),
+            }),
+        });
+    }
+
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) {
+        let invite_key = TxKey {
+            method: "INVITE".into(),
+            ..key.clone()
+        };
+        let Some(&handle) = self.by_invite.get(&invite_key) else {
+            let resp = self.with_common(req.response(481, reason_phrase(481), None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        };
+        let resp = self.with_common(req.response(200, "OK", None));
+        self.server_tx_reply(now, transport, from, key, req, &resp);
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        if call.state != CallState::Offered {
+            return; // Too late: the 200 crossed the CANCEL; the caller will BYE.
+        }
+        let tag = call.local_tag.clone();
+        let resp = self.with_common(call.invite.response(487, reason_phrase(487), Some(&tag)));
+        self.invite_tx_respond(now, &invite_key, &resp);
+        self.end_call(handle, EndReason::Cancelled);
+    }
+
+    fn find_dialog(&self, req: &Request) -> Option<CallHandle> {
+        let call_id = req.call_id()?;
+        let tag = req.to()?.tag()?.to_owned();
+        let handle = self.dialogs.get(&(call_id.to_owned(), tag)).copied()?;
+        let from_tag = req.from()?.tag().map(str::to_owned);
+        let call = self.calls.get(&handle)?;
+        (from_tag.as_deref() == Some(call.remote_tag.as_str())).then_some(handle)
+    }
+
+    fn on_bye(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) {
+        let Some(handle) = self.find_dialog(req) else {
+            let resp = self.with_common(req.response(481, reason_phrase(481), None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        };
+        let resp = self.with_common(req.response(200, "OK", None));
+        self.server_tx_reply(now, transport, from, key, req, &resp);
+        self.end_call(handle, EndReason::RemoteHangup);
+    }
+
+    fn check_cseq(&mut self, handle: CallHandle, req: &Request) -> bool {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return false;
+        };
+        let seq = req.cseq().map_or(0, |c| c.seq);
+        if seq <= call.remote_cseq {
+            return false;
+        }
+        call.remote_cseq = seq;
+        true
+    }
+
+    fn on_info(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) {
+        let Some(handle) = self.find_dialog(req) else {
+            let resp = self.with_common(req.response(481, reason_phrase(481), None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        };
+        if !self.check_cseq(handle, req) {
+            let resp = self.with_common(req.response(500, "Out of order CSeq", None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        }
+        if req.body.is_empty() {
+            let resp = self.with_common(req.response(200, "OK", None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        }
+        let ct = req.headers.get("Content-Type").unwrap_or("");
+        match crate::media::dtmf::parse_info_body(ct, &req.body) {
+            Some(digit) => {
+                let resp = self.with_common(req.response(200, "OK", None));
+                self.server_tx_reply(now, transport, from, key, req, &resp);
+                self.events.push_back(Event::Dtmf {
+                    call: handle,
+                    digit,
+                    source: DtmfSource::Info,
+                });
+            }
+            None => {
+                let mut resp = self.with_common(req.response(415, reason_phrase(415), None));
+                resp.headers
+                    .push("Accept", "application/dtmf-relay, application/dtmf");
+                self.server_tx_reply(now, transport, from, key, req, &resp);
+            }
+        }
+    }
+
+    /// Negotiates a new offer inside a dialog. Returns the answer body.
+    fn renegotiate(&mut self, handle: CallHandle, offer_body: &[u8]) -> Result<Vec<u8>, u16> {
+        let codecs = self.cfg.codecs.clone();
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return Err(481);
+        };
+        let offer = SessionDescription::parse(offer_body).map_err(|_| 400u16)?;
+        let local = call.local_rtp.unwrap_or(self.cfg.local_addr);
+        call.sdp_version += 1;
+        let (mut answer, media) =
+            sdp::answer(&offer, local, call.sdp_id, call.sdp_version, &codecs)
+                .map_err(|_| 488u16)?;
+        let mut media = media;
+        if call.held_locally && media.direction.sends() {
+            media.direction = match media.direction {
+                Direction::SendRecv => Direction::SendOnly,
+                d => d,
+            };
+            if let Some(m) = answer.media.iter_mut().find(|m| m.port != 0) {
+                for a in &mut m.attributes {
+                    if a.0 == "sendrecv" {
+                        a.0 = "sendonly".into();
+                    }
+                }
+            }
+        }
+        let held = media.is_held();
+        call.media = Some(media);
+        self.events.push_back(Event::MediaUpdated {
+            call: handle,
+            media,
+            held,
+        });
+        Ok(answer.to_bytes())
+    }
+
+    fn on_reinvite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: TxKey,
+        req: Request,
+    ) {
+        let mut tx = ServerInvite::new(transport.reliable(), self.cfg.timers);
+        let mut out = Vec::new();
+        tx.send_response(
+            now,
+            &self.with_common(req.response(100, "Trying", None)),
+            &mut out,
+        );
+        self.server.insert(
+            key.clone(),
+            ServerEntry {
+                tx: ServerTx::Invite(tx),
+                to: from,
+                transport,
+            },
+        );
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, from, b);
+            }
+        }
+        let fail = |ep: &mut Self, status: u16| {
+            let resp = ep.with_common(req.response(status, reason_phrase(status), None));
+            ep.invite_tx_respond(now, &key, &resp);
+        };
+        let Some(handle) = self.find_dialog(&req) else {
+            fail(self, 481);
+            return;
+        };
+        let busy = self.calls.get(&handle).is_some_and(|c| {
+            c.reinvite_branch.is_some() || c.ok_retx.is_some() || c.state == CallState::Offered
+        });
+        if busy {
+            fail(self, 491);
+            return;
+        }
+        if !self.check_cseq(handle, &req) {
+            fail(self, 500);
+            return;
+        }
+        let body = if req.body.is_empty() {
+            // Offerless re-INVITE: offer our current media in the 200.
+            let Some(call) = self.calls.get_mut(&handle) else {
+                return;
+            };
+            call.sdp_version += 1;
+            let dir = if call.held_locally {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
+            let o = sdp::offer(
+                call.local_rtp.unwrap_or(self.cfg.local_addr),
+                call.sdp_id,
+                call.sdp_version,
+                dir,
+                &self.cfg.codecs,
+            );
+            let b = o.to_bytes();
+            call.our_offer = Some(o);
+            b
+        } else {
+            match self.renegotiate(handle, &req.body) {
+                Ok(b) => b,
+                Err(status) => {
+                    fail(self, status);
+                    return;
+                }
+            }
+        };
+        if let Some(se) = req.headers.get("Session-Expires")
+            && let Some(c) = self.calls.get_mut(&handle)
+        {
+            c.session_expires = Some(format!(
+                "{};refresher=uac",
+                se.split(';').next().unwrap_or("1800").trim()
+            ));
+        }
+        self.send_2xx(now, handle, &req, &key, body);
+    }
+
+    fn on_update(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) {
+        let Some(handle) = self.find_dialog(req) else {
+            let resp = self.with_common(req.response(481, reason_phrase(481), None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        };
+        if !self.check_cseq(handle, req) {
+            let resp = self.with_common(req.response(500, "Out of order CSeq", None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        }
+        let mut resp = self.with_common(req.response(200, "OK", None));
+        if !req.body.is_empty() {
+            match self.renegotiate(handle, &req.body) {
+                Ok(b) => {
+                    resp.headers.push("Content-Type", "application/sdp");
+                    resp.body = b;
+                }
+                Err(status) => {
+                    let resp = self.with_common(req.response(status, reason_phrase(status), None));
+                    self.server_tx_reply(now, transport, from, key, req, &resp);
+                    return;
+                }
+            }
+        }
+        if let Some(se) = req.headers.get("Session-Expires") {
+            resp.headers.push(
+                "Session-Expires",
+                format!(
+                    "{};refresher=uac",
+                    se.split(';').next().unwrap_or("1800").trim()
+                ),
+            );
+            resp.headers.push("Require", "timer");
+        }
+        if let Some(c) = self.calls.get(&handle) {
+            resp.headers.push("Contact", self.contact(c.transport));
+        }
+        self.server_tx_reply(now, transport, from, key, req, &resp);
+    }
+
+    /// Sends a 2xx to an INVITE (initial or re-INVITE) and starts its retransmission.
+    fn send_2xx(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        req: &Request,
+        key: &TxKey,
+        body: Vec<u8>,
+    ) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let mut resp = req.response(200, "OK", Some(&call.local_tag));
+        resp.headers.push("Contact", self.contact(call.transport));
+        for rr in &call.route_set {
+            resp.headers.push("Record-Route", rr.clone());
+        }
+        resp.headers.push("Allow", ALLOW);
+        resp.headers.push("Supported", SUPPORTED);
+        if let Some(se) = &call.session_expires {
+            resp.headers.push("Session-Expires", se.clone());
+            if req
+                .headers
+                .values("Supported")
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case("timer"))
+            {
+                resp.headers.push("Require", "timer");
+            }
+        }
+        if !body.is_empty() {
+            resp.headers.push("Content-Type", "application/sdp");
+        }
+        resp.body = body;
+        let resp = self.with_common(resp);
+        let bytes = resp.to_bytes();
+        let reliable = call.transport.reliable();
+        let cseq = req.cseq().map_or(0, |c| c.seq);
+        self.invite_tx_respond(now, key, &resp);
+        let t1 = self.cfg.timers.t1;
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.ok_retx = Some(OkRetransmit {
+                cseq,
+                bytes,
+                interval: t1,
+                // Over TCP the 2xx is not retransmitted, but the ACK is still awaited.
+                next: if reliable { now + t1 * 64 } else { now + t1 },
+                give_up: now + t1 * 64,
+            });
+        }
+        self.schedule(TimerRef::Call(handle));
+    }
+
+    fn on_ack(&mut self, now: Instant, key: &TxKey, req: &Request) {
+        // ACK for a non-2xx final response: belongs to the INVITE transaction.
+        if let Some(entry) = self.server.get_mut(key)
+            && let ServerTx::Invite(t) = &mut entry.tx
+            && t.state() == ServerInviteState::Completed
+        {
+            t.on_ack(now);
+            if entry.tx.terminated() {
+                self.server.remove(key);
+            } else {
+                self.schedule(TimerRef::Server(key.clone()));
+            }
+            return;
+        }
+        // ACK for a 2xx: belongs to the dialog.
+        let Some(handle) = self.find_dialog(req) else {
+            return;
+        };
+        let seq = req.cseq().map_or(0, |c| c.seq);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.ok_retx.as_ref().is_none_or(|o| o.cseq != seq) {
+            return; // Retransmitted ACK.
+        }
+        call.ok_retx = None;
+        let mut update = None;
+        if let Some(offer) = call.our_offer.take()
+            && !req.body.is_empty()
+        {
+            match SessionDescription::parse(&req.body)
+                .map_err(sdp::NegotiationError::from)
+                .and_then(|a| sdp::accept_answer(&offer, &a))
+            {
+                Ok(m) => {
+                    call.media = Some(m);
+                    update = Some(m);
+                }
+                Err(e) => tracing::info!(%handle, error = %e, "unusable SDP answer in ACK"),
+            }
+        }
+        let established = call.state == CallState::Answered;
+        if established {
+            call.state = CallState::Established;
+        }
+        let bad_answer = call.media.is_none();
+        if let Some(media) = update {
+            self.events.push_back(Event::MediaUpdated {
+                call: handle,
+                media,
+                held: media.is_held(),
+            });
+        }
+        if established {
+            self.events
+                .push_back(Event::CallEstablished { call: handle });
+        }
+        if bad_answer {
+            // An offerless INVITE whose ACK carried no usable answer: RFC 3261
+            // §13.3.1.4 says end the call with BYE.
+            let _ = self.hangup(now, handle);
+        }
+    }
+
+    fn on_register(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) {
+        let user = match self.authenticate(now, "REGISTER", req) {
+            Ok(u) => u,
+            Err(resp) => {
+                self.server_tx_reply(now, transport, from, key, req, &resp);
+                return;
+            }
+        };
+        let Some(to) = req.to() else {
+            return;
+        };
+        if to.uri.user.as_deref() != Some(user.as_str()) {
+            let resp =
+                self.with_common(req.response(403, "Forbidden: AOR does not match user", None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return;
+        }
+        let aor = format!("{}@{}", user, to.uri.host);
+        let default_expires: u32 = req
+            .headers
+            .get("Expires")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(3600);
+        let contacts = req.headers.values("Contact");
+        let mut removed = Vec::new();
+        if contacts.iter().any(|c| c == "*") {
+            if contacts.len() != 1 || default_expires != 0 {
+                let resp = self.with_common(req.response(400, "Bad wildcard Contact", None));
+                self.server_tx_reply(now, transport, from, key, req, &resp);
+                return;
+            }
+            removed.extend(self.bindings.remove(&aor).unwrap_or_default());
+        } else {
+            let mut updates = Vec::new();
+            for c in &contacts {
+                let Some(na) = NameAddr::parse(c) else {
+                    let resp = self.with_common(req.response(400, "Bad Contact", None));
+                    self.server_tx_reply(now, transport, from, key, req, &resp);
+                    return;
+                };
+                let expires = na
+                    .param("expires")
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(default_expires);
+                if expires != 0 && expires < self.cfg.min_expires {
+                    let mut resp = self.with_common(req.response(423, reason_phrase(423), None));
+                    resp.headers
+                        .push("Min-Expires", self.cfg.min_expires.to_string());
+                    self.server_tx_reply(now, transport, from, key, req, &resp);
+                    return;
+                }
+                updates.push((na.uri.to_string(), expires.min(self.cfg.max_expires)));
+            }
+            let list = self.bindings.entry(aor.clone()).or_default();
+            for (contact, expires) in updates {
+                list.retain(|b| {
+                    if b.contact == contact {
+                        removed.push(b.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if expires > 0 {
+                    let b = Binding {
+                        contact: contact.clone(),
+                        source: from,
+                        transport,
+                        expires_at: now + Duration::from_secs(expires.into()),
+                    };
+                    removed.retain(|r| r.contact != contact);
+                    list.push(b.clone());
+                    self.events.push_back(Event::Registered {
+                        aor: aor.clone(),
+                        binding: b,
+                    });
+                }
+            }
+            if list.is_empty() {
+                self.bindings.remove(&aor);
+            }
+        }
+        for b in removed {
+            self.events.push_back(Event::Unregistered {
+                aor: aor.clone(),
+                contact: b.contact,
+            });
+        }
+        let tag = self.random_token();
+        let mut resp = self.with_common(req.response(200, "OK", Some(&tag)));
+        for b in self.bindings(&aor) {
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            resp.headers
+                .push("Contact", format!("<{}>;expires={left}", b.contact));
+        }
+        self.server_tx_reply(now, transport, from, key, req, &resp);
+        self.schedule(TimerRef::Registrar);
+    }
+
+    fn on_response(&mut self, now: Instant, resp: &Response) {
+        let Some(key) = TxKey::client_for_response(resp) else {
+            return;
+        };
+        let Some(entry) = self.client.get_mut(&key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        let to_tu = match &mut entry.tx {
+            ClientTx::Invite(t) => t.on_response(now, resp, &mut out),
+            ClientTx::NonInvite(t) => t.on_response(now, resp),
+        };
+        let (transport, to, handle) = (entry.transport, entry.to, entry.call);
+        let is_invite = matches!(entry.tx, ClientTx::Invite(_));
+        if entry.terminated() {
+            self.client.remove(&key);
+        } else {
+            self.schedule(TimerRef::Client(key.clone()));
+        }
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, to, b);
+            }
+        }
+        if !to_tu || !is_invite || resp.status < 200 {
+            return;
+        }
+        // Final response to our re-INVITE (hold/unhold).
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.reinvite_branch = None;
+        let offer = call.our_offer.take();
+        if (200..300).contains(&resp.status) {
+            let seq = resp.cseq().map_or(0, |c| c.seq);
+            let ack = self.in_dialog_request(handle, Method::Ack, Some(seq));
+            if let Some((req, to, transport)) = ack {
+                self.send(transport, to, req.to_bytes());
+            }
+            if let (Some(offer), Ok(answer)) = (offer, SessionDescription::parse(&resp.body))
+                && let Ok(media) = sdp::accept_answer(&offer, &answer)
+                && let Some(call) = self.calls.get_mut(&handle)
+            {
+                call.media = Some(media);
+                let held = call.held_locally || media.is_held();
+                self.events.push_back(Event::MediaUpdated {
+                    call: handle,
+                    media,
+                    held,
+                });
+            }
+        } else if resp.status == 481 || resp.status == 408 {
+            self.end_call(handle, EndReason::Timeout);
+        }
+    }
+
+    /// Builds a request inside the call's dialog. `cseq` reuses a number (ACK).
+    fn in_dialog_request(
+        &mut self,
+        handle: CallHandle,
+        method: Method,
+        cseq: Option<u32>,
+    ) -> Option<(Request, SocketAddr, Transport)> {
+        let branch = self.branch();
+        let local = self.cfg.local_addr;
+        let ua = self.cfg.user_agent.clone();
+        let call = self.calls.get_mut(&handle)?;
+        let seq = match cseq {
+            Some(s) => s,
+            None => {
+                call.local_cseq += 1;
+                call.local_cseq
+            }
+        };
+        let mut req = Request::new(method.clone(), call.remote_target.clone());
+        let mut h = Headers::default();
+        h.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                call.transport.via_name()
+            ),
+        );
+        h.push("Max-Forwards", "70");
+        for r in &call.route_set {
+            h.push("Route", r.clone());
+        }
+        h.push("From", call.local_na.clone());
+        h.push("To", call.remote_na.clone());
+        h.push("Call-ID", call.sip_call_id.clone());
+        h.push("CSeq", format!("{seq} {method}"));
+        h.push("User-Agent", ua);
+        req.headers = h;
+        Some((req, call.peer, call.transport))
+    }
+
+    fn start_client_non_invite(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        req: &Request,
+        to: SocketAddr,
+        transport: Transport,
+    ) {
+        let mut out = Vec::new();
+        let tx = ClientNonInvite::start(now, req, transport.reliable(), self.cfg.timers, &mut out);
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, to, b);
+            }
+        }
+        if let Some(key) = req.top_via().and_then(|v| {
+            Some(TxKey {
+                branch: v.branch()?.to_owned(),
+                sent_by: String::new(),
+                method: req.method.as_str().to_owned(),
+            })
+        }) {
+            self.client.insert(
+                key.clone(),
+                ClientEntry {
+                    tx: ClientTx::NonInvite(tx),
+                    call: handle,
+                    to,
+                    transport,
+                },
+            );
+            self.schedule(TimerRef::Client(key));
+        }
+    }
+
+    fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
+        if let Some(call) = self.calls.remove(&handle) {
+            self.dialogs.remove(&(call.sip_call_id, call.local_tag));
+            self.by_invite.remove(&call.invite_key);
+            self.events.push_back(Event::CallEnded {
+                call: handle,
+                reason,
+            });
+        }
+    }
+
+    fn call_in(
+        &self,
+        handle: CallHandle,
+        allowed: &[CallState],
+        what: &'static str,
+    ) -> Result<(), CommandError> {
+        let call = self
+            .calls
+            .get(&handle)
+            .ok_or(CommandError::UnknownCall(handle))?;
+        if allowed.contains(&call.state) {
+            Ok(())
+        } else {
+            Err(CommandError::WrongState(what, call.state.name()))
+        }
+    }
+
+    fn provisional_or_final(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        status: u16,
+        body: Option<Vec<u8>>,
+    ) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let key = call.invite_key.clone();
+        let tag = call.local_tag.clone();
+        let contact = self.contact(call.transport);
+        let Some(req) = self.invite_view(handle) else {
+            return;
+        };
+        let mut resp = self.with_common(req.response(status, reason_phrase(status), Some(&tag)));
+        if status < 300 {
+            resp.headers.push("Contact", contact);
+        }
+        if let Some(b) = body {
+            resp.headers.push("Content-Type", "application/sdp");
+            resp.body = b;
+        }
+        self.invite_tx_respond(now, &key, &resp);
+    }
+
+    /// The call's INVITE, for building responses to it.
+    fn invite_view(&self, handle: CallHandle) -> Option<Request> {
+        self.calls.get(&handle).map(|c| c.invite.clone())
+    }
+
+    /// Sends 180 Ringing.
+    pub fn ring(&mut self, now: Instant, call: CallHandle) -> Result<(), CommandError> {
+        self.call_in(call, &[CallState::Offered], "ring")?;
+        self.provisional_or_final(now, call, 180, None);
+        Ok(())
+    }
+
+    /// Sends 183 Session Progress with our answer (early media: prompts
+    /// before answering). Returns the negotiated media.
+    pub fn progress(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        local_rtp: SocketAddr,
+    ) -> Result<NegotiatedMedia, CommandError> {
+        self.call_in(call, &[CallState::Offered], "progress")?;
+        let (body, media) = self.local_answer(call, local_rtp)?;
+        let media = media.ok_or(CommandError::WrongState(
+            "progress without an offer",
+            "offered",
+        ))?;
+        self.provisional_or_final(now, call, 183, Some(body));
+        self.events.push_back(Event::MediaUpdated {
+            call,
+            media,
+            held: media.is_held(),
+        });
+        Ok(media)
+    }
+
+    /// Our SDP for the 183/200: an answer to the caller's offer, or our offer.
+    fn local_answer(
+        &mut self,
+        handle: CallHandle,
+        local_rtp: SocketAddr,
+    ) -> Result<(Vec<u8>, Option<NegotiatedMedia>), CommandError> {
+        let codecs = self.cfg.codecs.clone();
+        let call = self
+            .calls
+            .get_mut(&handle)
+            .ok_or(CommandError::UnknownCall(handle))?;
+        call.local_rtp = Some(local_rtp);
+        if let Some(offer) = &call.remote_offer {
+            let (answer, media) =
+                sdp::answer(offer, local_rtp, call.sdp_id, call.sdp_version, &codecs)?;
+            call.media = Some(media);
+            Ok((answer.to_bytes(), Some(media)))
+        } else {
+            let o = sdp::offer(
+                local_rtp,
+                call.sdp_id,
+                call.sdp_version,
+                Direction::SendRecv,
+                &codecs,
+            );
+            let b = o.to_bytes();
+            call.our_offer = Some(o);
+            Ok((b, None))
+        }
+    }
+
+    /// Answers with 200 OK. `local_rtp` is where this call's RTP socket
+    /// listens. With an offer in the INVITE, [`Event::MediaUpdated`] follows
+    /// at once; without one, it follows when the ACK brings the answer.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        local_rtp: SocketAddr,
+    ) -> Result<(), CommandError> {
+        self.call_in(call, &[CallState::Offered], "answer")?;
+        let (body, media) = self.local_answer(call, local_rtp)?;
+        let Some(req) = self.invite_view(call) else {
+            return Err(CommandError::UnknownCall(call));
+        };
+        let key = self
+            .calls
+            .get(&call)
+            .map(|c| c.invite_key.clone())
+            .ok_or(CommandError::UnknownCall(call))?;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.state = CallState::Answered;
+        }
+        self.send_2xx(now, call, &req, &key, body);
+        if let Some(media) = media {
+            self.events.push_back(Event::MediaUpdated {
+                call,
+                media,
+                held: media.is_held(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rejects an offered call with a final status (486, 603, 480, …).
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: u16,
+    ) -> Result<(), CommandError> {
+        self.call_in(call, &[CallState::Offered], "reject")?;
+        let status = if (300..700).contains(&status) {
+            status
+        } else {
+            603
+        };
+        self.provisional_or_final(now, call, status, None);
+        self.end_call(call, EndReason::Rejected(status));
+        Ok(())
+    }
+
+    /// Ends a call: rejects it (480) if not yet answered, otherwise sends BYE.
+    pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), CommandError> {
+        let state = self
+            .calls
+            .get(&call)
+            .ok_or(CommandError::UnknownCall(call))?
+            .state;
+        if state == CallState::Offered {
+            self.provisional_or_final(now, call, 480, None);
+            self.end_call(call, EndReason::Rejected(480));
+            return Ok(());
+        }
+        if let Some((req, to, transport)) = self.in_dialog_request(call, Method::Bye, None) {
+            self.start_client_non_invite(now, call, &req, to, transport);
+        }
+        self.end_call(call, EndReason::LocalHangup);
+        Ok(())
+    }
+
+    /// Puts the caller on hold (`true`: re-INVITE with `sendonly`) or takes
+    /// it off hold (`false`: `sendrecv`).
+    pub fn hold(&mut self, now: Instant, call: CallHandle, on: bool) -> Result<(), CommandError> {
+        self.call_in(call, &[CallState::Established], "hold")?;
+        let codecs = self.cfg.codecs.clone();
+        let local = self.cfg.local_addr;
+        {
+            let c = self
+                .calls
+                .get_mut(&call)
+                .ok_or(CommandError::UnknownCall(call))?;
+            if c.reinvite_branch.is_some() || c.ok_retx.is_some() {
+                return Err(CommandError::WrongState("hold", "renegotiating"));
+            }
+            c.held_locally = on;
+            c.sdp_version += 1;
+            let dir = if on {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
+            let o = sdp::offer(
+                c.local_rtp.unwrap_or(local),
+                c.sdp_id,
+                c.sdp_version,
+                dir,
+                &codecs,
+            );
+            c.our_offer = Some(o);
+        }
+        let Some((mut req, to, transport)) = self.in_dialog_request(call, Method::Invite, None)
+        else {
+            return Err(CommandError::UnknownCall(call));
+        };
+        let contact = self.contact(transport);
+        req.headers.push("Contact", contact);
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.our_offer.as_ref())
+            .map(SessionDescription::to_bytes)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let tx = ClientInvite::start(now, &req, transport.reliable(), self.cfg.timers, &mut out);
+        for o in out {
+            if let TxOutput::Send(b) = o {
+                self.send(transport, to, b);
+            }
+        }
+        let branch = req
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        let key = TxKey {
+            branch: branch.clone(),
+            sent_by: String::new(),
+            method: "INVITE".into(),
+        };
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite_branch = Some(branch);
+        }
+        self.client.insert(
+            key.clone(),
+            ClientEntry {
+                tx: ClientTx::Invite(tx),
+                call,
+                to,
+                transport,
+            },
+        );
+        self.schedule(TimerRef::Client(key));
+        Ok(())
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(Reverse((t, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            if let Some(Reverse((_, r))) = self.timers.pop() {
+                due.push(r);
+            }
+        }
+        due.sort();
+        due.dedup();
+        for r in due {
+            match r {
+                TimerRef::Server(k) => self.fire_server(now, &k),
+                TimerRef::Client(k) => self.fire_client(now, &k),
+                TimerRef::Call(c) => self.fire_call(now, c),
+                TimerRef::Registrar => self.fire_registrar(now),
+            }
+        }
+    }
+
+    fn fire_server(&mut self, now: Instant, key: &TxKey) {
+        let Some(entry) = self.server.get_mut(key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        match &mut entry.tx {
+            ServerTx::Invite(t) => t.handle_timeout(now, &mut out),
+            ServerTx::NonInvite(t) => t.handle_timeout(now),
+        }
+        let (transport, to) = (entry.transport, entry.to);
+        if entry.tx.terminated() {
+            self.server.remove(key);
+        } else {
+            self.schedule(TimerRef::Server(key.clone()));
+        }
+        for o in out {
+            match o {
+                TxOutput::Send(b) => self.send(transport, to, b),
+                TxOutput::Timeout => tracing::debug!(?key, "no ACK for final response (Timer H)"),
+            }
+        }
+    }
+
+    fn fire_client(&mut self, now: Instant, key: &TxKey) {
+        let Some(entry) = self.client.get_mut(key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        match &mut entry.tx {
+            ClientTx::Invite(t) => t.handle_timeout(now, &mut out),
+            ClientTx::NonInvite(t) => t.handle_timeout(now, &mut out),
+        }
+        let (transport, to, handle) = (entry.transport, entry.to, entry.call);
+        let is_invite = matches!(entry.tx, ClientTx::Invite(_));
+        if entry.terminated() {
+            self.client.remove(key);
+        } else {
+            self.schedule(TimerRef::Client(key.clone()));
+        }
+        for o in out {
+            match o {
+                TxOutput::Send(b) => self.send(transport, to, b),
+                TxOutput::Timeout => {
+                    if is_invite {
+                        if let Some(c) = self.calls.get_mut(&handle) {
+                            c.reinvite_branch = None;
+                            c.our_offer = None;
+                        }
+                        // RFC 3261 §14.1: a re-INVITE timeout ends the dialog.
+                        let _ = self.hangup(now, handle);
+                        if let Some(Event::CallEnded { reason, .. }) = self.events.back_mut() {
+                            *reason = EndReason::Timeout;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire_call(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Some(ok) = call.ok_retx.as_mut() else {
+            return;
+        };
+        if now >= ok.give_up {
+            call.ok_retx = None;
+            let (peer, transport) = (call.peer, call.transport);
+            let _ = (peer, transport);
+            // No ACK: end the dialog with BYE (RFC 3261 §13.3.1.4).
+            if let Some((req, to, transport)) = self.in_dialog_request(handle, Method::Bye, None) {
+                self.start_client_non_invite(now, handle, &req, to, transport);
+            }
+            self.end_call(handle, EndReason::AckTimeout);
+            return;
+        }
+        if now >= ok.next {
+            let bytes = ok.bytes.clone();
+            ok.interval = (ok.interval * 2).min(self.cfg.timers.t2);
+            ok.next += ok.interval;
+            let (peer, transport) = (call.peer, call.transport);
+            if !transport.reliable() {
+                self.send(transport, peer, bytes);
+            }
+        }
+        self.schedule(TimerRef::Call(handle));
+    }
+
+    fn fire_registrar(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for (aor, list) in &mut self.bindings {
+            list.retain(|b| {
+                if b.expires_at <= now {
+                    expired.push((aor.clone(), b.contact.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.bindings.retain(|_, v| !v.is_empty());
+        for (aor, contact) in expired {
+            self.events.push_back(Event::Unregistered { aor, contact });
+        }
+        self.schedule(TimerRef::Registrar);
+    }
+}
+
+#[cfg(test)]
+#[path = "endpoint_tests.rs"]
+mod tests;
