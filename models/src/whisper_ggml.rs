@@ -813,12 +813,13 @@ pub(crate) mod tests {
     }
 
     fn tag_of(bytes: &[u8], name: &str) -> f32 {
-        let m = Ct2Model::parse(bytes).unwrap();
-        let keys: Vec<&String> = m.variables.keys().collect();
-        let _ = keys;
-        // Tags follow insertion order in tiny_ct2, which `write` preserves; look the
-        // first element up instead of recomputing the order.
-        m.get(name).unwrap().to_f32().unwrap()[0]
+        // The first element of a variable is its tag.
+        Ct2Model::parse(bytes)
+            .unwrap()
+            .get(name)
+            .unwrap()
+            .to_f32()
+            .unwrap()[0]
     }
 
     fn tensor_f32(file: &[u8], parsed: &GgmlFile, name: &str) -> Vec<f32> {
