@@ -126,6 +126,66 @@ pub enum Event {
         /// Who reopened it.
         by: Participant,
     },
+
+    /// The conversation waits in a routing queue. Appended when it enters a
+    /// queue and whenever its position or expected wait changes, so the
+    /// customer can be told where they stand.
+    Queued {
+        /// The queue.
+        queue: String,
+        /// 1 for the next contact to be served; `None` until known.
+        #[serde(default)]
+        position: Option<u32>,
+        /// Expected wait in seconds; `None` when nobody staffs the queue.
+        #[serde(default)]
+        ewt_secs: Option<u64>,
+    },
+    /// The router offered the conversation to one agent until `expires_at`.
+    Offered {
+        /// The offer, unique across router restarts.
+        offer: String,
+        /// The agent offered it.
+        agent: AgentId,
+        /// The queue it waited in.
+        queue: String,
+        /// When the offer lapses.
+        expires_at: DateTime<Utc>,
+        /// Why this agent, in words (strategy, skills, idle time).
+        why: String,
+    },
+    /// The agent answered an offer. An acceptance is followed by
+    /// [`Event::Assigned`] from the router.
+    OfferAnswered {
+        /// The offer.
+        offer: String,
+        /// The agent answering.
+        agent: AgentId,
+        /// Accepted or declined.
+        accepted: bool,
+    },
+    /// An offer ended without being taken: declined, timed out, the agent
+    /// left, or the customer left.
+    OfferWithdrawn {
+        /// The offer.
+        offer: String,
+        /// The agent it was offered to.
+        agent: AgentId,
+        /// `declined`, `timed_out`, `agent_unavailable`, `contact_left`, `router_restarted`.
+        reason: String,
+    },
+    /// The conversation left routing without an agent (queue closed,
+    /// voicemail or callback offered, queue unknown).
+    Dequeued {
+        /// The queue it left.
+        queue: String,
+        /// Why, machine-readable (`closed`, `voicemail`, `callback`, `no_queue`).
+        reason: String,
+    },
+    /// The agent finished the after-contact work of this conversation.
+    WrapUpDone {
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 impl Event {
@@ -142,6 +202,12 @@ impl Event {
             Event::Typing { .. } => "typing",
             Event::ConversationClosed { .. } => "conversation_closed",
             Event::ConversationReopened { .. } => "conversation_reopened",
+            Event::Queued { .. } => "queued",
+            Event::Offered { .. } => "offered",
+            Event::OfferAnswered { .. } => "offer_answered",
+            Event::OfferWithdrawn { .. } => "offer_withdrawn",
+            Event::Dequeued { .. } => "dequeued",
+            Event::WrapUpDone { .. } => "wrap_up_done",
         }
     }
 
@@ -159,6 +225,7 @@ impl Event {
                 | Event::ConversationClosed { .. }
                 | Event::ConversationReopened { .. }
                 | Event::Typing { .. }
+                | Event::Queued { .. }
         )
     }
 }
@@ -240,6 +307,43 @@ pub struct Conversation {
     pub last_message_preview: Option<String>,
     /// Number of customer-visible messages.
     pub message_count: u64,
+    /// The routing queue the conversation waits in, if any.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Its position there (1 = next), when known.
+    #[serde(default)]
+    pub queue_position: Option<u32>,
+    /// The expected wait there in seconds, when known.
+    #[serde(default)]
+    pub queue_ewt_secs: Option<u64>,
+    /// The offer waiting for an agent's answer, if any.
+    #[serde(default)]
+    pub offer: Option<PendingOffer>,
+    /// A handoff asked for an agent and routing has not yet ended (no agent
+    /// assigned, not dequeued, not closed): the router must hold it.
+    #[serde(default)]
+    pub awaiting_agent: bool,
+}
+
+/// An offer waiting for the agent's answer (see [`Event::Offered`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffer {
+    /// The offer.
+    pub offer: String,
+    /// The agent offered the conversation.
+    pub agent: AgentId,
+    /// When it lapses.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    fn leave_queue(&mut self) {
+        self.queue = None;
+        self.queue_position = None;
+        self.queue_ewt_secs = None;
+        self.offer = None;
+        self.awaiting_agent = false;
+    }
 }
 
 /// Why an event could not be applied to a conversation.
@@ -308,6 +412,11 @@ impl Conversation {
             last_seq: 1,
             last_message_preview: None,
             message_count: 0,
+            queue: None,
+            queue_position: None,
+            queue_ewt_secs: None,
+            offer: None,
+            awaiting_agent: false,
         })
     }
 
@@ -355,6 +464,7 @@ impl Conversation {
             Event::Assigned { agent, .. } => {
                 self.assignee = Some(*agent);
                 self.waiting_since = None;
+                self.leave_queue();
             }
             Event::Unassigned { agent, .. } => {
                 if self.assignee == Some(*agent) {
@@ -364,6 +474,9 @@ impl Conversation {
             Event::HandoffRequested { skill, .. } => {
                 self.waiting_since.get_or_insert(env.at);
                 self.requested_skill = skill.clone();
+                if self.assignee.is_none() {
+                    self.awaiting_agent = true;
+                }
             }
             Event::TagsChanged { added, removed, .. } => {
                 self.tags.extend(added.iter().cloned());
@@ -376,11 +489,45 @@ impl Conversation {
                 self.disposition = Some(*disposition);
                 self.closed_at = Some(env.at);
                 self.waiting_since = None;
+                self.leave_queue();
             }
             Event::ConversationReopened { .. } => {
                 self.status = ConversationStatus::Open;
                 self.closed_at = None;
             }
+            Event::Queued {
+                queue,
+                position,
+                ewt_secs,
+            } => {
+                if self.queue.as_ref() != Some(queue) {
+                    self.offer = None;
+                }
+                self.queue = Some(queue.clone());
+                self.queue_position = *position;
+                self.queue_ewt_secs = *ewt_secs;
+            }
+            Event::Offered {
+                offer,
+                agent,
+                expires_at,
+                ..
+            } => {
+                self.offer = Some(PendingOffer {
+                    offer: offer.clone(),
+                    agent: *agent,
+                    expires_at: *expires_at,
+                });
+            }
+            Event::OfferAnswered { offer, .. } | Event::OfferWithdrawn { offer, .. } => {
+                if self.offer.as_ref().is_some_and(|o| &o.offer == offer) {
+                    self.offer = None;
+                }
+            }
+            Event::Dequeued { .. } => {
+                self.leave_queue();
+            }
+            Event::WrapUpDone { .. } => {}
         }
         self.last_seq = env.seq;
         self.updated_at = env.at;
@@ -478,6 +625,79 @@ mod tests {
             Conversation::open(&msg),
             Err(ApplyError::NotOpened(_))
         ));
+    }
+
+    #[test]
+    fn routing_events_track_queue_and_offer() {
+        let id = ConversationId::new();
+        let agent = AgentId::new();
+        let mut c = Conversation::open(&opened(id)).expect("open");
+        let mut seq = 1;
+        let mut push = |c: &mut Conversation, e: Event| {
+            seq += 1;
+            c.apply(&Envelope::new(id, seq, e)).expect("apply");
+        };
+        push(
+            &mut c,
+            Event::Queued {
+                queue: "billing".into(),
+                position: Some(2),
+                ewt_secs: Some(40),
+            },
+        );
+        assert_eq!(c.queue.as_deref(), Some("billing"));
+        assert_eq!((c.queue_position, c.queue_ewt_secs), (Some(2), Some(40)));
+        let offer = Event::Offered {
+            offer: "1-1".into(),
+            agent,
+            queue: "billing".into(),
+            expires_at: Utc::now(),
+            why: "longest idle".into(),
+        };
+        push(&mut c, offer);
+        assert_eq!(c.offer.as_ref().map(|o| o.agent), Some(agent));
+        assert!(!c.awaiting_agent, "no handoff in this history");
+        // An answer to another offer leaves the pending one alone.
+        push(
+            &mut c,
+            Event::OfferWithdrawn {
+                offer: "0-9".into(),
+                agent,
+                reason: "timed_out".into(),
+            },
+        );
+        assert!(c.offer.is_some());
+        push(
+            &mut c,
+            Event::OfferAnswered {
+                offer: "1-1".into(),
+                agent,
+                accepted: true,
+            },
+        );
+        assert!(c.offer.is_none());
+        assert_eq!(
+            c.queue.as_deref(),
+            Some("billing"),
+            "still queued until assigned"
+        );
+        push(
+            &mut c,
+            Event::Assigned {
+                agent,
+                by: Participant::System,
+            },
+        );
+        assert_eq!(c.assignee, Some(agent));
+        assert_eq!((c.queue.clone(), c.queue_position), (None, None));
+        assert!(
+            Event::Queued {
+                queue: "q".into(),
+                position: None,
+                ewt_secs: None
+            }
+            .visible_to_customer()
+        );
     }
 
     #[test]

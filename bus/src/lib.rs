@@ -21,7 +21,8 @@ mod nats;
 
 pub use bus::{Bus, BusError, Cursor, Delivery, StartAt, Subscription};
 pub use event::{
-    ApplyError, Conversation, ConversationStatus, Envelope, Event, HandoffContext, TranscriptLine,
+    ApplyError, Conversation, ConversationStatus, Envelope, Event, HandoffContext, PendingOffer,
+    TranscriptLine,
 };
 pub use ids::{AgentId, ContactId, ConversationId, EventId, InvalidId};
 pub use memory::{DEFAULT_RETENTION, MemoryBus};

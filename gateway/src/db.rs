@@ -164,7 +164,7 @@ pub(crate) fn envelope_from_row(row: &AnyRow) -> Result<Envelope, DbError> {
     })
 }
 
-fn conversation_from_row(row: &AnyRow) -> Result<Conversation, DbError> {
+pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, DbError> {
     let state: String = row.try_get("state")?;
     serde_json::from_str(&state).map_err(|e| DbError::Corrupt(format!("conversation state: {e}")))
 }
@@ -244,16 +244,40 @@ impl Db {
         use sqlx::SqlSafeStr;
         use sqlx::migrate::{Migration, MigrationType, Migrator};
         let scripts: &[(i64, &str, &'static str)] = match self.backend {
-            Backend::Sqlite => &[(
-                1,
-                "init",
-                include_str!("../migrations/sqlite/0001_init.sql"),
-            )],
-            Backend::Postgres => &[(
-                1,
-                "init",
-                include_str!("../migrations/postgres/0001_init.sql"),
-            )],
+            Backend::Sqlite => &[
+                (
+                    1,
+                    "init",
+                    include_str!("../migrations/sqlite/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "knowledge",
+                    include_str!("../migrations/sqlite/0002_knowledge.sql"),
+                ),
+                (
+                    3,
+                    "routing",
+                    include_str!("../migrations/sqlite/0003_routing.sql"),
+                ),
+            ],
+            Backend::Postgres => &[
+                (
+                    1,
+                    "init",
+                    include_str!("../migrations/postgres/0001_init.sql"),
+                ),
+                (
+                    2,
+                    "knowledge",
+                    include_str!("../migrations/postgres/0002_knowledge.sql"),
+                ),
+                (
+                    3,
+                    "routing",
+                    include_str!("../migrations/postgres/0003_routing.sql"),
+                ),
+            ],
         };
         let migrations = scripts
             .iter()

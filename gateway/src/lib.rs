@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod hub;
 pub mod publisher;
+pub mod routing;
 pub mod writer;
 
 use std::future::Future;
@@ -73,6 +74,7 @@ pub async fn open_db(config: &Config) -> Result<Db, StartError> {
     let url = config.database_url()?;
     let db = Db::connect(&url, config.db_max_connections).await?;
     db.migrate().await?;
+    db.seed_routing().await?;
     Ok(db)
 }
 
@@ -119,6 +121,18 @@ pub async fn serve_on(
     let (hub, hub_task) = hub::Hub::start(bus.clone(), 65_536).await;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let node = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "switchboard".into()),
+        config.listen.port()
+    );
+    let routing_task = routing::spawn(
+        db.clone(),
+        writer.clone(),
+        bus.clone(),
+        node,
+        shutdown_rx.clone(),
+    );
     let config = Arc::new(config);
     let state = AppState {
         db: db.clone(),
@@ -152,6 +166,7 @@ pub async fn serve_on(
         );
     }
     hub_task.abort();
+    routing_task.abort();
     db.close().await;
     tracing::info!("stopped");
     Ok(())

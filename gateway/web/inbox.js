@@ -437,9 +437,26 @@
       case 'handoff_requested': {
         const bits = [];
         if (ev.skill) bits.push(`skill: ${asText(ev.skill)}`);
-        if (ev.reason) bits.push(asText(ev.reason));
+        if (ev.reason) bits.push(`reason: ${asText(ev.reason).replace(/_/g, ' ')}`);
+        const ctx = ev.context || {};
+        if (ctx.intent) bits.push(`intent: ${asText(ctx.intent)}`);
+        if (ctx.language) bits.push(`language: ${asText(ctx.language)}`);
+        if (Array.isArray(ctx.knowledge_hits) && ctx.knowledge_hits.length) bits.push(`knowledge shown: ${ctx.knowledge_hits.map(asText).join(', ')}`);
+        if (ctx.summary) bits.push(`note: ${asText(ctx.summary)}`);
         return `Handoff to an agent requested${bits.length ? ` (${bits.join('; ')})` : ''}`;
       }
+      case 'queued':
+        return `Waiting in queue ${asText(ev.queue)}${ev.position ? ` · position ${ev.position}` : ''}${ev.ewt_secs != null ? ` · expected wait ${Math.max(1, Math.round(ev.ewt_secs / 60))} min` : ''}`;
+      case 'offered':
+        return `Offered to ${agentName(idOf(ev.agent))} (${asText(ev.why)})`;
+      case 'offer_answered':
+        return `${agentName(idOf(ev.agent))} ${ev.accepted ? 'accepted' : 'declined'} the offer`;
+      case 'offer_withdrawn':
+        return `Offer to ${agentName(idOf(ev.agent))} withdrawn: ${asText(ev.reason).replace(/_/g, ' ')}`;
+      case 'dequeued':
+        return `Left queue ${asText(ev.queue)}: ${asText(ev.reason).replace(/_/g, ' ')}`;
+      case 'wrap_up_done':
+        return `${agentName(idOf(ev.agent))} finished after-contact work`;
       case 'tags_changed': {
         const parts = [...(ev.added || []).map((t) => `+${asText(t)}`), ...(ev.removed || []).map((t) => `−${asText(t)}`)];
         return `Tags changed ${parts.join(' ')}${byPart}`;
@@ -766,6 +783,13 @@
   function handleEnvelope(env) {
     if (!env || !env.event) return;
     const ev = env.event;
+    for (const fn of hooks.listeners) {
+      try {
+        fn(env);
+      } catch {
+        /* a listener's failure must not stop the inbox */
+      }
+    }
     if (ev.type === 'typing') {
       if (env.conversation_id === state.currentId) showTyping(ev);
       return;
@@ -905,6 +929,20 @@
     return m ? m[1] : null;
   }
 
+  // ---------------------------------------------------------------- hooks for routing.js
+
+  const hooks = {
+    listeners: [],
+    api: (...args) => api(...args),
+    me: () => state.me,
+    open: (id) => openConversation(id, { focusComposer: true }),
+    currentId: () => state.currentId,
+    current: () => state.current,
+    flash: (text, kind) => flash(text, kind),
+    agentName: (id) => agentName(id),
+  };
+  window.SwitchboardInbox = hooks;
+
   // ---------------------------------------------------------------- start
 
   async function init() {
@@ -933,6 +971,7 @@
     }
 
     connectWs();
+    document.dispatchEvent(new CustomEvent('switchboard:ready'));
     await Promise.all([loadDirectory().catch(showError), loadList().catch(showError)]);
     const fromHash = idFromHash();
     if (fromHash) openConversation(fromHash);

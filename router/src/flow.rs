@@ -1,6 +1,8 @@
 //! A contact's way through the router: arrival, business hours, overflow
 //! steps, offers answered or lost, the end of the conversation and wrap-up.
 
+use switchboard_bus::AgentId;
+
 use crate::config::{ClosedAction, OverflowAction};
 use crate::io::{ContactRequest, Output, RejectReason, RequeueReason, RevokeReason};
 use crate::router::Router;
@@ -123,6 +125,44 @@ impl Router {
             let position = self.queues[c.queue].count_at_or_above(prio);
             self.announce(cx, position, out);
         }
+    }
+
+    /// Records a contact that is already with an agent (see
+    /// [`Input::ContactAttached`](crate::Input::ContactAttached)).
+    pub(crate) fn contact_attached(&mut self, now: Timestamp, req: ContactRequest, agent: AgentId) {
+        let (Ok(qx), Ok(ax)) = (self.queue(&req.queue), self.agent(&agent)) else {
+            return;
+        };
+        let kind = ChannelKind::of(req.channel);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = req.contact;
+        let queue_id = self.queues[qx].cfg.id.clone();
+        let wrap_up = self.queues[qx].cfg.wrap_up;
+        let cx = self.contacts.insert(ContactState {
+            req,
+            kind,
+            queue: qx,
+            queue_id,
+            seq,
+            arrived: now,
+            entered: now,
+            level: 0,
+            next_rule: 0,
+            overflow_at: None,
+            phase: Phase::Handling {
+                agent: ax,
+                since: now,
+            },
+            last_agent: Some(ax),
+            announced: None,
+            wrap_up,
+        });
+        self.contact_ix.insert(id, cx);
+        let a = &mut self.agents[ax];
+        a.contacts.push(cx);
+        *a.load_mut(kind) += 1;
+        self.reindex_agent(now, ax);
     }
 
     /// Applies due overflow steps, then looks for an agent.

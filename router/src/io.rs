@@ -94,6 +94,17 @@ pub enum Input {
     },
     /// A contact needs an agent.
     ContactArrived(ContactRequest),
+    /// The contact is already with this agent, without an offer from the
+    /// router: assigned by hand, or being rebuilt after a restart. It counts
+    /// against the agent's capacity (even beyond it: this reports a fact, it
+    /// is not a decision) until [`Input::ContactEnded`], then wrap-up follows
+    /// as for a routed contact.
+    ContactAttached {
+        /// The contact and the queue it belongs to.
+        request: ContactRequest,
+        /// The agent who has it.
+        agent: AgentId,
+    },
     /// The agent accepted the offer.
     OfferAccepted {
         /// The offer.

@@ -167,6 +167,22 @@ impl Router {
                 }
                 Ok(())
             }
+            Input::ContactAttached { request, agent } => {
+                self.agent(agent)?;
+                let qx = self.queue(&request.queue)?;
+                if self.contact_ix.contains_key(&request.contact) {
+                    return Err(RouterError::DuplicateContact(request.contact));
+                }
+                let kind = self.queues[qx].cfg.kind;
+                if ChannelKind::of(request.channel) != kind {
+                    return Err(RouterError::ChannelMismatch {
+                        queue: request.queue.clone(),
+                        kind,
+                        channel: request.channel,
+                    });
+                }
+                Ok(())
+            }
             Input::OfferAccepted { offer } | Input::OfferDeclined { offer } => {
                 if self.offers.contains_key(offer) {
                     Ok(())
@@ -277,6 +293,7 @@ impl Router {
                 self.set_presence(now, ax, presence, out);
             }
             Input::ContactArrived(req) => self.contact_arrived(now, req, out),
+            Input::ContactAttached { request, agent } => self.contact_attached(now, request, agent),
             Input::OfferAccepted { offer } => self.offer_accepted(now, offer, out),
             Input::OfferDeclined { offer } => {
                 if self.offers.contains_key(&offer) {

@@ -204,3 +204,39 @@ fn skill_changes_move_agents_in_and_out_of_queues() {
     h.send(Input::UpsertAgent(agent(1)));
     assert!(h.router.agent_snapshot(&a).unwrap().queues.is_empty());
 }
+
+#[test]
+fn attached_contacts_count_against_capacity_and_wrap_up_after() {
+    let mut h = setup();
+    let a = h.available(agent(1).capacity(0, 1));
+    // A chat assigned by hand (or found at a restart) fills the only slot…
+    let attached = contact_id(10);
+    let out = h.send(Input::ContactAttached {
+        request: ContactRequest::new(attached, "chat", Channel::WebChat),
+        agent: a,
+    });
+    assert!(out.is_empty(), "attaching decides nothing: {out:?}");
+    assert_eq!(h.router.agent_snapshot(&a).unwrap().chat_load, 1);
+    assert_eq!(
+        h.router.agent_snapshot(&a).unwrap().contacts,
+        vec![attached]
+    );
+    // …so a new chat waits…
+    let (waiting, out) = h.arrive(2, "chat", Channel::WebChat);
+    assert!(offers(&out).is_empty());
+    // …until the attached one ends (the chat queue has no wrap-up time).
+    let out = h.end(attached);
+    let (_, contact, to) = only_offer(&out);
+    assert_eq!((contact, to), (waiting, a));
+    // Attaching twice, or to an unknown agent, is refused and changes nothing.
+    let again = h.try_send(Input::ContactAttached {
+        request: ContactRequest::new(waiting, "chat", Channel::WebChat),
+        agent: a,
+    });
+    assert!(matches!(again, Err(RouterError::DuplicateContact(_))));
+    let stranger = h.try_send(Input::ContactAttached {
+        request: ContactRequest::new(contact_id(11), "chat", Channel::WebChat),
+        agent: agent_id(99),
+    });
+    assert!(matches!(stranger, Err(RouterError::UnknownAgent(_))));
+}

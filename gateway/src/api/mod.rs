@@ -4,6 +4,7 @@ pub mod conversations;
 pub mod error;
 pub mod openapi;
 pub mod pages;
+pub mod routing;
 pub mod users;
 pub mod webchat;
 pub mod ws;
@@ -70,6 +71,38 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/conversations/{id}/close", post(conversations::close))
         .route("/conversations/{id}/reopen", post(conversations::reopen))
+        .route(
+            "/conversations/{id}/offers/{offer}/accept",
+            post(routing::accept),
+        )
+        .route(
+            "/conversations/{id}/offers/{offer}/decline",
+            post(routing::decline),
+        )
+        .route(
+            "/conversations/{id}/wrap-up-done",
+            post(routing::wrap_up_done),
+        )
+        .route("/conversations/{id}/transfer", post(routing::transfer))
+        .route("/routing/me", get(routing::me))
+        .route(
+            "/routing/me/presence",
+            axum::routing::put(routing::set_my_presence),
+        )
+        .route("/routing/snapshot", get(routing::snapshot))
+        .route("/routing/queues", get(routing::queues))
+        .route(
+            "/routing/queues/{id}",
+            axum::routing::put(routing::put_queue).delete(routing::delete_queue),
+        )
+        .route(
+            "/routing/agents/{id}",
+            get(routing::get_agent).put(routing::put_agent),
+        )
+        .route(
+            "/routing/agents/{id}/presence",
+            axum::routing::put(routing::set_agent_presence),
+        )
         .route("/ws", get(ws::agent_socket))
         .route("/openapi.json", get(openapi::document))
         .merge(webchat_routes())
@@ -104,6 +137,10 @@ fn webchat_routes() -> Router<AppState> {
         .route("/webchat/conversations", post(webchat::start))
         .route("/webchat/conversations/{id}/events", get(webchat::events))
         .route("/webchat/conversations/{id}/messages", post(webchat::send))
+        .route(
+            "/webchat/conversations/{id}/handoff",
+            post(routing::customer_handoff),
+        )
         .route("/webchat/ws", get(webchat::socket))
         .layer(cors)
 }

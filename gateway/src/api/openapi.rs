@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{conversations, error, users, webchat};
+use super::{conversations, error, routing, users, webchat};
 
 struct Security;
 
@@ -32,7 +32,10 @@ impl Modify for Security {
         users::login, users::logout, users::me, users::directory, users::list, users::create, users::update,
         conversations::list, conversations::get_one, conversations::events, conversations::reply,
         conversations::note, conversations::assign, conversations::unassign, conversations::close, conversations::reopen,
-        webchat::start, webchat::events, webchat::send,
+        webchat::start, webchat::events, webchat::send, routing::customer_handoff,
+        routing::me, routing::set_my_presence, routing::set_agent_presence, routing::accept, routing::decline,
+        routing::wrap_up_done, routing::transfer, routing::snapshot, routing::queues, routing::put_queue,
+        routing::delete_queue, routing::get_agent, routing::put_agent,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&Security),

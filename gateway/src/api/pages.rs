@@ -31,6 +31,27 @@ static ASSETS: &[Asset] = &[
     asset!("/inbox", "inbox.html", "text/html; charset=utf-8"),
     asset!("/admin/users", "admin.html", "text/html; charset=utf-8"),
     asset!("/demo", "demo.html", "text/html; charset=utf-8"),
+    asset!("/supervisor", "supervisor.html", "text/html; charset=utf-8"),
+    asset!(
+        "/admin/routing",
+        "routing-admin.html",
+        "text/html; charset=utf-8"
+    ),
+    asset!(
+        "/static/routing.js",
+        "routing.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/static/supervisor.js",
+        "supervisor.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/static/routing-admin.js",
+        "routing-admin.js",
+        "text/javascript; charset=utf-8"
+    ),
     asset!("/widget.js", "widget.js", "text/javascript; charset=utf-8"),
     asset!(
         "/static/widget.js",

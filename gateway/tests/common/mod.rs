@@ -289,6 +289,10 @@ impl Client {
         Self::finish(self.req(reqwest::Method::POST, path).json(&body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        Self::finish(self.req(reqwest::Method::PUT, path).json(&body)).await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         Self::finish(self.req(reqwest::Method::PATCH, path).json(&body)).await
     }
