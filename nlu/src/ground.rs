@@ -1,0 +1,309 @@
+//! The grounding check: an answer may only state facts found in the passages
+//! it cites.
+//!
+//! "Facts" are the things a small model gets wrong and a customer acts on:
+//! numbers (prices, amounts, days, times, percentages, phone numbers, dates
+//! written with digits), Chinese numerals, names and other capitalised words
+//! (places, brands, months, weekdays), e-mail addresses and URLs. Every one of
+//! them must appear in the passages (or their titles); otherwise the answer
+//! is rejected and the agent falls back to quoting the passage or escalates.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::retrieve::Passage;
+use crate::text::normalize;
+
+/// The result of checking one answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GroundingReport {
+    /// How many fact-like tokens the answer contains.
+    pub checked: usize,
+    /// The ones not found in any passage.
+    pub unsupported: Vec<String>,
+}
+
+impl GroundingReport {
+    /// Whether every fact is supported.
+    pub fn is_grounded(&self) -> bool {
+        self.unsupported.is_empty()
+    }
+}
+
+#[allow(clippy::expect_used)] // constant patterns, exercised by the tests
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\d+(?:[.,:/-]\d+)*").expect("number pattern"));
+#[allow(clippy::expect_used)]
+static ZH_NUMERAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[零一二三四五六七八九十百千万亿两]{2,}").expect("numeral pattern")
+});
+#[allow(clippy::expect_used)]
+static CAPITALISED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z][A-Za-z0-9'’&-]*\b").expect("name pattern"));
+#[allow(clippy::expect_used)]
+static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b|\bhttps?://\S+|\bwww\.\S+")
+        .expect("address pattern")
+});
+
+/// Capitalised words that phrase an answer without asserting a fact.
+const PHRASING: &[&str] = &[
+    "a",
+    "according",
+    "additionally",
+    "after",
+    "all",
+    "also",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "based",
+    "before",
+    "both",
+    "but",
+    "by",
+    "can",
+    "customers",
+    "do",
+    "does",
+    "during",
+    "each",
+    "every",
+    "for",
+    "from",
+    "good",
+    "great",
+    "here",
+    "here's",
+    "hi",
+    "hello",
+    "however",
+    "i",
+    "i'm",
+    "if",
+    "in",
+    "is",
+    "it",
+    "it's",
+    "just",
+    "let",
+    "many",
+    "more",
+    "most",
+    "no",
+    "not",
+    "note",
+    "of",
+    "ok",
+    "okay",
+    "on",
+    "once",
+    "or",
+    "our",
+    "please",
+    "so",
+    "some",
+    "sorry",
+    "source",
+    "sure",
+    "thank",
+    "thanks",
+    "that",
+    "the",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "to",
+    "unfortunately",
+    "we",
+    "we're",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "with",
+    "yes",
+    "you",
+    "you'll",
+    "you're",
+    "your",
+    "certainly",
+    "regarding",
+    "found",
+    "write",
+    "call",
+    "visit",
+    "open",
+    "book",
+    "tap",
+    "go",
+    "check",
+    "contact",
+    "dial",
+    "send",
+    "use",
+    "make",
+    "try",
+    "see",
+    "bring",
+    "ask",
+    "choose",
+    "enter",
+    "restart",
+    "pay",
+    "buy",
+    "keep",
+    "simply",
+];
+
+fn number_key(s: &str) -> String {
+    // "1,000" and "1000" are the same amount; keep decimals and times as written.
+    let s = s.trim_matches(|c: char| !c.is_ascii_digit());
+    if s.len() > 4 && s.chars().filter(|c| *c == ',').count() >= 1 && !s.contains('.') {
+        s.replace(',', "")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Checks `answer` against `passages` (their text and titles).
+pub fn check(answer: &str, passages: &[Passage]) -> GroundingReport {
+    let mut support = String::new();
+    for p in passages {
+        support.push_str(&p.title);
+        support.push('\n');
+        support.push_str(&p.text);
+        support.push('\n');
+    }
+    let support_lower = normalize(&support);
+    // Whole numbers as written, their range/date pieces ("9:00" of "9:00-18:00") and
+    // their digit runs ("9" of "9:00") all count as supported.
+    let mut support_numbers: BTreeSet<String> = BTreeSet::new();
+    for m in NUMBER.find_iter(&support) {
+        let whole = m.as_str();
+        support_numbers.insert(number_key(whole));
+        for piece in whole.split(['-', '/']) {
+            support_numbers.insert(number_key(piece));
+        }
+        for digits in whole.split(|c: char| !c.is_ascii_digit()) {
+            support_numbers.insert(digits.to_string());
+        }
+    }
+
+    let mut report = GroundingReport::default();
+    let mut seen = BTreeSet::new();
+    let mut flag = |fact: &str, ok: bool, report: &mut GroundingReport| {
+        if seen.insert(fact.to_string()) {
+            report.checked += 1;
+            if !ok {
+                report.unsupported.push(fact.to_string());
+            }
+        }
+    };
+
+    for m in ADDRESS.find_iter(answer) {
+        let a = m.as_str().trim_end_matches(['.', ',', ')', '。']);
+        flag(a, support_lower.contains(&a.to_lowercase()), &mut report);
+    }
+    let without_addresses = ADDRESS.replace_all(answer, " ");
+    for m in NUMBER.find_iter(&without_addresses) {
+        let key = number_key(m.as_str());
+        let ok = support_numbers.contains(&key)
+            || key
+                .split(['-', '/'])
+                .all(|piece| support_numbers.contains(&number_key(piece)));
+        flag(m.as_str(), ok, &mut report);
+    }
+    for m in ZH_NUMERAL.find_iter(&without_addresses) {
+        flag(m.as_str(), support.contains(m.as_str()), &mut report);
+    }
+    for m in CAPITALISED.find_iter(&without_addresses) {
+        let w = m.as_str().trim_end_matches(['\'', '’']);
+        let lower = w.to_lowercase();
+        if PHRASING.contains(&lower.as_str()) {
+            continue;
+        }
+        flag(
+            w,
+            crate::text::has_word(&support_lower, &lower) || support_lower.contains(&lower),
+            &mut report,
+        );
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(text: &str) -> Passage {
+        Passage {
+            article_id: "roaming".into(),
+            version: 1,
+            chunk_id: "roaming#0".into(),
+            title: "Roaming in Europe".into(),
+            text: text.into(),
+            score: 1.0,
+            lang: None,
+        }
+    }
+
+    #[test]
+    fn accepts_facts_from_the_passage() {
+        let p = [passage(
+            "Roaming in the EU costs €2 per day. Our Berlin store opens at 9:00 on Monday.",
+        )];
+        let r = check(
+            "Sure! Roaming in the EU costs €2 per day, and the Berlin store opens at 9:00.",
+            &p,
+        );
+        assert!(r.is_grounded(), "{r:?}");
+        assert!(r.checked >= 4);
+    }
+
+    #[test]
+    fn rejects_invented_numbers_names_and_dates() {
+        let p = [passage("Roaming in the EU costs €2 per day.")];
+        assert_eq!(
+            check("Roaming costs €3 per day.", &p).unsupported,
+            vec!["3"]
+        );
+        assert_eq!(
+            check("Roaming in Canada costs €2 per day.", &p).unsupported,
+            vec!["Canada"]
+        );
+        assert_eq!(
+            check("From March roaming is free.", &p).unsupported,
+            vec!["March"]
+        );
+        assert_eq!(
+            check("Write to help@northwind.example.", &p).unsupported,
+            vec!["help@northwind.example"]
+        );
+    }
+
+    #[test]
+    fn chinese_numerals_and_digits() {
+        let p = [passage("国际漫游每天收费5元，套餐有效期三十天。")];
+        assert!(check("漫游每天5元，有效期三十天。", &p).is_grounded());
+        assert_eq!(check("漫游每天8元。", &p).unsupported, vec!["8"]);
+        assert_eq!(check("有效期六十天。", &p).unsupported, vec!["六十"]);
+    }
+
+    #[test]
+    fn thousands_separators_and_time_parts() {
+        let p = [passage("The device costs 1,200 euros. Open 9:00-18:00.")];
+        assert!(check("It costs 1200 euros and opens at 9:00.", &p).is_grounded());
+        assert!(check("We open at 9.", &p).is_grounded());
+    }
+}
