@@ -1,1 +1,703 @@
-//! Tokio glue for the sans-IO endpoint and media sessions.
+//! Thin tokio glue around the sans-IO [`Endpoint`] and [`MediaSession`]s.
+//!
+//! * **Signalling task**: owns the endpoint, one UDP socket and a TCP
+//!   listener for SIP (one task per TCP connection frames messages by
+//!   Content-Length), the command channel, and a sleep until the endpoint's
+//!   next deadline.
+//! * **Media**: each answered call gets an RTP/RTCP socket pair (even/odd
+//!   ports) from the configured range and one small receive task per socket
+//!   that feeds packets into the call's session. **One media clock task**
+//!   ticks every session every 20 ms (a single `tokio::time::interval`, so
+//!   pacing does not drift and there is no thread or timer per call), sends
+//!   what the sessions produce and forwards their events.
+//!
+//! The application talks to calls through [`VoiceServer`] (commands) and the
+//! [`ServerEvent`] receiver it gets from [`VoiceServer::start`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::media::DtmfDigit;
+use crate::media::session::{AudioFrame, FRAME_DURATION, MediaEvent, MediaSession, MediaStats};
+use crate::sdp::NegotiatedMedia;
+use crate::sip::endpoint::{
+    Binding, CallHandle, CallInfo, CommandError, DtmfSource, EndReason, Endpoint, EndpointConfig,
+    Event, Transport,
+};
+use crate::sip::message::frame_length;
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind SIP (UDP and TCP) on; port 0 picks a free one.
+    pub sip_bind: SocketAddr,
+    /// Also listen on TCP.
+    pub tcp: bool,
+    /// IP for RTP sockets (and advertised in SDP).
+    pub rtp_ip: IpAddr,
+    /// RTP port range (even ports used for RTP, the next odd for RTCP).
+    pub rtp_ports: Range<u16>,
+    /// The endpoint's settings; `local_addr` is replaced by the bound address.
+    pub endpoint: EndpointConfig,
+}
+
+impl ServerConfig {
+    /// Loopback defaults: SIP on an ephemeral port, RTP from 20000–29999.
+    pub fn local(sip_bind: SocketAddr) -> Self {
+        Self {
+            sip_bind,
+            tcp: true,
+            rtp_ip: sip_bind.ip(),
+            rtp_ports: 20_000..30_000,
+            endpoint: EndpointConfig::new(sip_bind),
+        }
+    }
+}
+
+/// What the application hears about calls and registrations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// An inbound call: decide with ring/answer/reject.
+    CallOffered {
+        /// The call.
+        call: CallHandle,
+        /// Caller, callee.
+        info: Box<CallInfo>,
+    },
+    /// Media negotiated or changed (hold state included).
+    MediaUpdated {
+        /// The call.
+        call: CallHandle,
+        /// The agreed media.
+        media: NegotiatedMedia,
+        /// Whether the call is on hold.
+        held: bool,
+    },
+    /// The caller acknowledged our answer: the call is up.
+    CallEstablished {
+        /// The call.
+        call: CallHandle,
+    },
+    /// A DTMF key (SIP INFO or RFC 4733).
+    Dtmf {
+        /// The call.
+        call: CallHandle,
+        /// The key.
+        digit: DtmfDigit,
+        /// How it came.
+        source: DtmfSource,
+    },
+    /// 20 ms of decoded caller audio (only after [`VoiceServer::receive_audio`]).
+    Audio {
+        /// The call.
+        call: CallHandle,
+        /// The frame.
+        frame: AudioFrame,
+    },
+    /// Everything queued with [`VoiceServer::play`] has been sent.
+    PlayoutFinished {
+        /// The call.
+        call: CallHandle,
+    },
+    /// The call is over.
+    CallEnded {
+        /// The call.
+        call: CallHandle,
+        /// Why.
+        reason: EndReason,
+        /// Final media statistics, if media ran.
+        stats: Option<MediaStats>,
+    },
+    /// A device registered.
+    Registered {
+        /// Address of record.
+        aor: String,
+        /// The binding.
+        binding: Binding,
+    },
+    /// A registration ended.
+    Unregistered {
+        /// Address of record.
+        aor: String,
+        /// Contact removed.
+        contact: String,
+    },
+    /// A command failed (unknown call, wrong state, no RTP port).
+    CommandFailed {
+        /// The call.
+        call: CallHandle,
+        /// Why.
+        error: String,
+    },
+}
+
+enum Command {
+    Ring(CallHandle),
+    Answer(CallHandle),
+    Reject(CallHandle, u16),
+    Hangup(CallHandle),
+    Hold(CallHandle, bool),
+    Stats(CallHandle, oneshot::Sender<Option<MediaStats>>),
+}
+
+/// The server is gone (its tasks stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("voice server stopped")]
+pub struct ServerClosed;
+
+struct MediaCall {
+    session: MediaSession,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    audio: bool,
+    tasks: Vec<JoinHandle<()>>,
+    port: u16,
+}
+
+type MediaMap = Arc<Mutex<HashMap<CallHandle, MediaCall>>>;
+
+fn lock(m: &MediaMap) -> MutexGuard<'_, HashMap<CallHandle, MediaCall>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Handle to a running voice server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct VoiceServer {
+    commands: mpsc::UnboundedSender<Command>,
+    media: MediaMap,
+    sip_addr: SocketAddr,
+    tasks: Arc<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for MediaCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaCall")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+fn ntp_now() -> u64 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+impl VoiceServer {
+    /// Binds the sockets and starts the tasks.
+    pub async fn start(
+        mut cfg: ServerConfig,
+    ) -> io::Result<(Self, mpsc::UnboundedReceiver<ServerEvent>)> {
+        let udp = Arc::new(UdpSocket::bind(cfg.sip_bind).await?);
+        let sip_addr = udp.local_addr()?;
+        let tcp = if cfg.tcp {
+            Some(TcpListener::bind(sip_addr).await?)
+        } else {
+            None
+        };
+        cfg.endpoint.local_addr = sip_addr;
+        if cfg.endpoint.domain.is_empty() {
+            cfg.endpoint.domain = sip_addr.ip().to_string();
+        }
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (tcp_in_tx, tcp_in_rx) = mpsc::unbounded_channel();
+        let media: MediaMap = Arc::new(Mutex::new(HashMap::new()));
+        let conns: Conns = Arc::new(Mutex::new(HashMap::new()));
+        let mut tasks = Vec::new();
+        if let Some(listener) = tcp {
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                tcp_in_tx,
+                conns.clone(),
+            )));
+        }
+        let ports = cfg
+            .rtp_ports
+            .clone()
+            .filter(|p| p % 2 == 0)
+            .collect::<BTreeSet<u16>>();
+        let sig = Signalling {
+            endpoint: Endpoint::new(cfg.endpoint.clone(), Instant::now()),
+            udp,
+            conns,
+            media: media.clone(),
+            events: ev_tx.clone(),
+            free_ports: ports,
+            rtp_ip: cfg.rtp_ip,
+        };
+        tasks.push(tokio::spawn(sig.run(cmd_rx, tcp_in_rx)));
+        tasks.push(tokio::spawn(media_clock(media.clone(), ev_tx)));
+        Ok((
+            Self {
+                commands: cmd_tx,
+                media,
+                sip_addr,
+                tasks: Arc::new(tasks),
+            },
+            ev_rx,
+        ))
+    }
+
+    /// The bound SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    fn send(&self, c: Command) -> Result<(), ServerClosed> {
+        self.commands.send(c).map_err(|_| ServerClosed)
+    }
+
+    /// Sends 180 Ringing.
+    pub fn ring(&self, call: CallHandle) -> Result<(), ServerClosed> {
+        self.send(Command::Ring(call))
+    }
+
+    /// Answers (allocates RTP ports, sends 200 OK with SDP).
+    pub fn answer(&self, call: CallHandle) -> Result<(), ServerClosed> {
+        self.send(Command::Answer(call))
+    }
+
+    /// Rejects an offered call.
+    pub fn reject(&self, call: CallHandle, status: u16) -> Result<(), ServerClosed> {
+        self.send(Command::Reject(call, status))
+    }
+
+    /// Hangs up (BYE, or 480 before the answer).
+    pub fn hangup(&self, call: CallHandle) -> Result<(), ServerClosed> {
+        self.send(Command::Hangup(call))
+    }
+
+    /// Holds (`true`) or resumes (`false`) the caller by re-INVITE.
+    pub fn hold(&self, call: CallHandle, on: bool) -> Result<(), ServerClosed> {
+        self.send(Command::Hold(call, on))
+    }
+
+    /// Queues 8 kHz linear audio to play into the call. Returns false if the
+    /// call has no media (not answered, or ended).
+    pub fn play(&self, call: CallHandle, pcm: &[i16]) -> bool {
+        lock(&self.media)
+            .get_mut(&call)
+            .map(|m| m.session.play(pcm))
+            .is_some()
+    }
+
+    /// Drops queued audio (barge-in).
+    pub fn stop_playing(&self, call: CallHandle) -> bool {
+        lock(&self.media)
+            .get_mut(&call)
+            .map(|m| m.session.stop_playing())
+            .is_some()
+    }
+
+    /// Sends an RFC 4733 key press into the call.
+    pub fn send_dtmf(&self, call: CallHandle, digit: DtmfDigit) -> bool {
+        lock(&self.media)
+            .get_mut(&call)
+            .is_some_and(|m| m.session.send_dtmf(digit, 100))
+    }
+
+    /// Turns delivery of decoded caller audio ([`ServerEvent::Audio`]) on or off.
+    pub fn receive_audio(&self, call: CallHandle, on: bool) -> bool {
+        lock(&self.media)
+            .get_mut(&call)
+            .map(|m| m.audio = on)
+            .is_some()
+    }
+
+    /// Media statistics of a live call.
+    pub async fn stats(&self, call: CallHandle) -> Option<MediaStats> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(call, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Number of calls with media running.
+    pub fn media_calls(&self) -> usize {
+        lock(&self.media).len()
+    }
+
+    /// Stops every task (sockets close when the tasks end).
+    pub fn shutdown(&self) {
+        for t in self.tasks.iter() {
+            t.abort();
+        }
+        for (_, m) in lock(&self.media).drain() {
+            for t in m.tasks {
+                t.abort();
+            }
+        }
+    }
+}
+
+type Conns = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
+
+async fn accept_loop(
+    listener: TcpListener,
+    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    conns: Conns,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(peer, tx);
+        tokio::spawn(tcp_conn(stream, peer, inbound.clone(), rx, conns.clone()));
+    }
+}
+
+async fn tcp_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
+    conns: Conns,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(b) = outbound.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    'read: loop {
+        match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        loop {
+            match frame_length(&buf) {
+                Ok(Some(len)) => {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    if inbound.send((peer, msg)).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => break 'read, // unframeable stream: drop the connection
+            }
+        }
+    }
+    writer.abort();
+    conns
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&peer);
+}
+
+struct Signalling {
+    endpoint: Endpoint,
+    udp: Arc<UdpSocket>,
+    conns: Conns,
+    media: MediaMap,
+    events: mpsc::UnboundedSender<ServerEvent>,
+    free_ports: BTreeSet<u16>,
+    rtp_ip: IpAddr,
+}
+
+impl Signalling {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut tcp_in: mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
+    ) {
+        let mut buf = vec![0u8; 65_535];
+        let mut answering: HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)> =
+            HashMap::new();
+        loop {
+            let deadline = self.endpoint.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.udp.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        self.endpoint.handle_input(Instant::now(), Transport::Udp, from, &buf[..n]);
+                    }
+                }
+                Some((from, msg)) = tcp_in.recv() => {
+                    self.endpoint.handle_input(Instant::now(), Transport::Tcp, from, &msg);
+                }
+                c = commands.recv() => {
+                    let Some(c) = c else { return };
+                    self.command(c, &mut answering).await;
+                }
+                () = sleep => {
+                    self.endpoint.handle_timeout(Instant::now());
+                }
+            }
+            self.flush(&mut answering).await;
+        }
+    }
+
+    async fn allocate(&mut self) -> io::Result<(u16, Arc<UdpSocket>, Arc<UdpSocket>)> {
+        let candidates: Vec<u16> = self.free_ports.iter().copied().take(32).collect();
+        for port in candidates {
+            self.free_ports.remove(&port);
+            let rtp = UdpSocket::bind(SocketAddr::new(self.rtp_ip, port)).await;
+            let rtcp = UdpSocket::bind(SocketAddr::new(self.rtp_ip, port + 1)).await;
+            if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
+                return Ok((port, Arc::new(rtp), Arc::new(rtcp)));
+            }
+            // Taken by someone else: leave it out of the pool for now.
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "no free RTP port pair",
+        ))
+    }
+
+    async fn command(
+        &mut self,
+        c: Command,
+        answering: &mut HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)>,
+    ) {
+        let now = Instant::now();
+        let (call, result): (CallHandle, Result<(), String>) = match c {
+            Command::Ring(call) => (
+                call,
+                self.endpoint.ring(now, call).map_err(|e| e.to_string()),
+            ),
+            Command::Reject(call, s) => (
+                call,
+                self.endpoint
+                    .reject(now, call, s)
+                    .map_err(|e| e.to_string()),
+            ),
+            Command::Hangup(call) => (
+                call,
+                self.endpoint.hangup(now, call).map_err(|e| e.to_string()),
+            ),
+            Command::Hold(call, on) => (
+                call,
+                self.endpoint.hold(now, call, on).map_err(|e| e.to_string()),
+            ),
+            Command::Stats(call, reply) => {
+                let _ = reply.send(lock(&self.media).get(&call).map(|m| m.session.stats()));
+                return;
+            }
+            Command::Answer(call) => match self.allocate().await {
+                Ok((port, rtp, rtcp)) => {
+                    let local = SocketAddr::new(self.rtp_ip, port);
+                    answering.insert(call, (port, rtp, rtcp));
+                    match self.endpoint.answer(Instant::now(), call, local) {
+                        Ok(()) => (call, Ok(())),
+                        Err(e) => {
+                            if let Some((port, ..)) = answering.remove(&call) {
+                                self.free_ports.insert(port);
+                            }
+                            if let CommandError::NotAcceptable(_) = e {
+                                let _ = self.endpoint.reject(Instant::now(), call, 488);
+                            }
+                            (call, Err(e.to_string()))
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = self.endpoint.reject(Instant::now(), call, 503);
+                    (call, Err(e.to_string()))
+                }
+            },
+        };
+        if let Err(error) = result {
+            let _ = self.events.send(ServerEvent::CommandFailed { call, error });
+        }
+    }
+
+    async fn flush(
+        &mut self,
+        answering: &mut HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)>,
+    ) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    if let Err(e) = self.udp.send_to(&t.data, t.to).await {
+                        tracing::debug!(to = %t.to, error = %e, "SIP send failed");
+                    }
+                }
+                Transport::Tcp | Transport::Tls => {
+                    let conn = self
+                        .conns
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get(&t.to)
+                        .cloned();
+                    match conn {
+                        Some(c) => {
+                            let _ = c.send(t.data);
+                        }
+                        None => tracing::debug!(to = %t.to, "no TCP connection for response"),
+                    }
+                }
+            }
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            let out = match ev {
+                Event::CallOffered { call, info } => ServerEvent::CallOffered { call, info },
+                Event::MediaUpdated { call, media, held } => {
+                    self.media_updated(call, media, answering);
+                    ServerEvent::MediaUpdated { call, media, held }
+                }
+                Event::CallEstablished { call } => ServerEvent::CallEstablished { call },
+                Event::Dtmf {
+                    call,
+                    digit,
+                    source,
+                } => ServerEvent::Dtmf {
+                    call,
+                    digit,
+                    source,
+                },
+                Event::CallEnded { call, reason } => {
+                    let stats = self.teardown(call, answering);
+                    ServerEvent::CallEnded {
+                        call,
+                        reason,
+                        stats,
+                    }
+                }
+                Event::Registered { aor, binding } => ServerEvent::Registered { aor, binding },
+                Event::Unregistered { aor, contact } => ServerEvent::Unregistered { aor, contact },
+            };
+            let _ = self.events.send(out);
+        }
+    }
+
+    fn media_updated(
+        &mut self,
+        call: CallHandle,
+        media: NegotiatedMedia,
+        answering: &mut HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)>,
+    ) {
+        let mut map = lock(&self.media);
+        if let Some(m) = map.get_mut(&call) {
+            m.session.update(&media);
+            return;
+        }
+        let Some((port, rtp, rtcp)) = answering.remove(&call) else {
+            return;
+        };
+        let session = MediaSession::new(
+            Instant::now(),
+            &media,
+            rand::random(),
+            ntp_now(),
+            format!("switchboard@{}", self.rtp_ip),
+        );
+        let tasks = vec![
+            tokio::spawn(recv_loop(call, rtp.clone(), self.media.clone(), false)),
+            tokio::spawn(recv_loop(call, rtcp.clone(), self.media.clone(), true)),
+        ];
+        map.insert(
+            call,
+            MediaCall {
+                session,
+                rtp,
+                rtcp,
+                audio: false,
+                tasks,
+                port,
+            },
+        );
+    }
+
+    fn teardown(
+        &mut self,
+        call: CallHandle,
+        answering: &mut HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)>,
+    ) -> Option<MediaStats> {
+        if let Some((port, ..)) = answering.remove(&call) {
+            self.free_ports.insert(port);
+        }
+        let m = lock(&self.media).remove(&call)?;
+        for t in m.tasks {
+            t.abort();
+        }
+        self.free_ports.insert(m.port);
+        Some(m.session.stats())
+    }
+}
+
+async fn recv_loop(call: CallHandle, socket: Arc<UdpSocket>, media: MediaMap, rtcp: bool) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            // ICMP port unreachable surfaces as an error on some systems: keep going.
+            tokio::task::yield_now().await;
+            continue;
+        };
+        let now = Instant::now();
+        let mut map = lock(&media);
+        let Some(m) = map.get_mut(&call) else {
+            return;
+        };
+        if rtcp {
+            m.session.handle_rtcp(now, from, &buf[..n]);
+        } else {
+            m.session.handle_rtp(now, from, &buf[..n]);
+        }
+    }
+}
+
+/// The one media clock: every 20 ms, tick every call's session.
+async fn media_clock(media: MediaMap, events: mpsc::UnboundedSender<ServerEvent>) {
+    let mut interval = tokio::time::interval(FRAME_DURATION);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut out = Vec::new();
+    loop {
+        interval.tick().await;
+        let now = Instant::now();
+        let mut map = lock(&media);
+        for (call, m) in map.iter_mut() {
+            out.clear();
+            m.session.tick(now, &mut out);
+            for t in &out {
+                let sock = if t.rtcp { &m.rtcp } else { &m.rtp };
+                let _ = sock.try_send_to(&t.data, t.to);
+            }
+            while let Some(ev) = m.session.poll_event() {
+                let e = match ev {
+                    MediaEvent::Audio(frame) if m.audio => {
+                        ServerEvent::Audio { call: *call, frame }
+                    }
+                    MediaEvent::Dtmf(digit) => ServerEvent::Dtmf {
+                        call: *call,
+                        digit,
+                        source: DtmfSource::Rtp,
+                    },
+                    MediaEvent::PlayoutFinished => ServerEvent::PlayoutFinished { call: *call },
+                    _ => continue,
+                };
+                let _ = events.send(e);
+            }
+        }
+    }
+}
