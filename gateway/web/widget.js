@@ -119,10 +119,12 @@
 #sb-chat-root .sb-from-customer{align-self:flex-end;background:#2c6a8a;color:#fff;border-bottom-right-radius:3px}
 #sb-chat-root .sb-from-agent{align-self:flex-start;background:#fff;border:1px solid #dce1e6;border-bottom-left-radius:3px}
 #sb-chat-root .sb-from-bot{align-self:flex-start;background:#edf5ea;border:1px solid #d3e4cd;border-bottom-left-radius:3px}
+#sb-chat-root .sb-from-system{align-self:center;max-width:90%;background:transparent;font-size:12px;color:#56616d;text-align:center}
 #sb-chat-root .sb-pending{opacity:.72}
 #sb-chat-root .sb-failed{background:#fbeceb;color:#8d2a24;border:1px solid #e7b9b5}
 #sb-chat-root .sb-system{align-self:center;max-width:90%;margin:2px 0;font-size:12px;color:#56616d;text-align:center}
 #sb-chat-root .sb-link{border:0;background:none;padding:0;color:#1f5470;text-decoration:underline;font-size:12px}
+#sb-chat-root .sb-human{padding:0 14px;background:#f6f7f9;text-align:right}
 #sb-chat-root .sb-typing{margin:0;padding:2px 14px;min-height:20px;font-size:12px;font-style:italic;color:#56616d;background:#f6f7f9}
 #sb-chat-root .sb-form{display:flex;gap:8px;align-items:flex-end;margin:0;padding:10px;border-top:1px solid #e6e9ed;background:#fff}
 #sb-chat-input{flex:1;min-height:42px;max-height:120px;resize:none;padding:9px 10px;border:1px solid #b9c2cb;border-radius:8px;background:#fff;color:#1f2933;font:inherit}
@@ -179,6 +181,8 @@
     h('p', { class: 'sb-greeting', text: GREETING }),
   );
   const typingEl = h('p', { class: 'sb-typing', 'aria-live': 'polite' });
+  const queueLine = h('p', { class: 'sb-system sb-queue', id: 'sb-chat-queue', role: 'status', hidden: true });
+  const humanBtn = h('button', { class: 'sb-link', type: 'button', id: 'sb-chat-human', text: 'Talk to a person' });
 
   const input = h('textarea', {
     id: 'sb-chat-input',
@@ -204,6 +208,7 @@
     intro,
     messages,
     typingEl,
+    h('div', { class: 'sb-human' }, humanBtn),
     form,
   );
 
@@ -261,7 +266,7 @@
   }
 
   function bubble(kind, text, metaText) {
-    const cls = kind === 'customer' ? 'sb-from-customer' : kind === 'bot' ? 'sb-from-bot' : 'sb-from-agent';
+    const cls = kind === 'customer' ? 'sb-from-customer' : kind === 'bot' ? 'sb-from-bot' : kind === 'system' ? 'sb-from-system' : 'sb-from-agent';
     const who = kind === 'customer' ? 'You' : kind === 'bot' ? 'Assistant' : 'Agent';
     return h(
       'div',
@@ -283,6 +288,35 @@
     node.classList.add('sb-pending');
     node.dataset.clientMsgId = item.client_msg_id;
     messages.append(node);
+  }
+
+  // The customer asks for a person: the conversation is queued for an agent.
+  async function askForHuman() {
+    const st = load();
+    if (!st.conversation_id) {
+      await ensureConversation();
+    }
+    const cur = load();
+    if (!cur.conversation_id) return;
+    humanBtn.disabled = true;
+    try {
+      const res = await fetch(`${ORIGIN}/api/webchat/conversations/${encodeURIComponent(cur.conversation_id)}/handoff`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', Authorization: `Bearer ${cur.token}` },
+        body: '{}',
+        credentials: 'omit',
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      humanBtn.hidden = true;
+      queueLine.textContent = 'Connecting you with an agent…';
+      queueLine.hidden = false;
+      messages.append(queueLine);
+      scrollToEnd(true);
+    } catch (e) {
+      setStatus(`Could not reach an agent: ${e.message}. Please try again.`);
+    } finally {
+      humanBtn.disabled = false;
+    }
   }
 
   function systemLine(text) {
@@ -319,6 +353,10 @@
       node = bubble(kind, ev.text || '', `${kind === 'customer' ? 'You' : kind === 'bot' ? 'Assistant' : 'Agent'} · ${clock(env.at)}`);
       if (cid) node.dataset.clientMsgId = cid;
       if (placeholder) placeholder.remove();
+      if (kind === 'system') {
+        queueLine.hidden = true;
+        humanBtn.hidden = true;
+      }
       if (kind !== 'customer') {
         hideRemoteTyping();
         if (unseen) setUnread(unread + 1);
@@ -332,8 +370,17 @@
       node = systemLine('The conversation was reopened.');
     } else if (ev.type === 'assigned') {
       node = systemLine('An agent joined the conversation.');
-    } else if (ev.type === 'handoff_requested') {
-      node = systemLine('Connecting you with an agent…');
+      queueLine.hidden = true;
+      humanBtn.hidden = true;
+    } else if (ev.type === 'queued') {
+      // One line, updated in place as the position and wait change.
+      const pos = ev.position ? `You are number ${ev.position} in line.` : 'You are in line for an agent.';
+      const wait = ev.ewt_secs != null ? ` Expected wait: about ${Math.max(1, Math.round(ev.ewt_secs / 60))} min.` : '';
+      queueLine.textContent = pos + wait;
+      queueLine.hidden = false;
+      humanBtn.hidden = true;
+      messages.append(queueLine);
+      scrollToEnd(false);
     }
     if (node) {
       node.dataset.seq = String(seq);
@@ -653,6 +700,7 @@
 
     launcher.addEventListener('click', () => (isOpen() ? closePanel() : openPanel()));
     closeBtn.addEventListener('click', closePanel);
+    humanBtn.addEventListener('click', askForHuman);
     panel.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') {
         e.preventDefault();

@@ -139,10 +139,21 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
             "SWITCHBOARD_RESTART_CMD",
             format!("{} restart", serve.display()),
         ));
+    let routing = run(Command::new("node")
+        .arg("routing.spec.mjs")
+        .current_dir(root().join("tests/browser"))
+        .env("SWITCHBOARD_URL", format!("http://127.0.0.1:{port}"))
+        .env("ADMIN_EMAIL", "admin@example.com")
+        .env("ADMIN_PASSWORD", PASSWORD));
     let stopped = run(Command::new(&serve).arg("stop"));
     assert!(
         status.success(),
         "browser journey failed; server log: {}/server.log",
+        state.display()
+    );
+    assert!(
+        routing.success(),
+        "routing browser journey failed; server log: {}/server.log",
         state.display()
     );
     assert!(stopped.success());

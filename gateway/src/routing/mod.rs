@@ -644,6 +644,18 @@ impl Leader {
                     metrics::counter!("switchboard_routing_assigned_total").increment(1);
                     metrics::histogram!("switchboard_routing_wait_seconds", "queue" => queue.as_str().to_string())
                         .record(waited.as_secs_f64());
+                    // Customers do not see assignments (they carry staff ids), so
+                    // they are told in words who joined.
+                    let first_name = match self.db.user(agent).await {
+                        Ok(Some(u)) => u
+                            .name
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("An agent")
+                            .to_string(),
+                        _ => "An agent".to_string(),
+                    };
+                    let joined = format!("{first_name} joined the conversation.");
                     let decide: Decide = Box::new(move |c| {
                         let c = existing(c)?;
                         if c.status != ConversationStatus::Open {
@@ -652,10 +664,18 @@ impl Leader {
                         if c.assignee.is_some() {
                             return Err(AppendError::Conflict("already assigned".into()));
                         }
-                        Ok(vec![Event::Assigned {
-                            agent,
-                            by: Participant::System,
-                        }])
+                        Ok(vec![
+                            Event::Assigned {
+                                agent,
+                                by: Participant::System,
+                            },
+                            Event::MessageAdded {
+                                from: Participant::System,
+                                text: joined.clone(),
+                                attachments: vec![],
+                                client_msg_id: None,
+                            },
+                        ])
                     });
                     // Lost the race (assigned by hand, closed): the agent's slot frees at once.
                     pending.push((contact, decide, Some(Input::ContactEnded { contact })));
