@@ -350,7 +350,8 @@ pub struct Request {
     pub method: Method,
     /// The Request-URI as written.
     pub uri: String,
-    /// Header fields in order.
+    /// Header fields in order (Content-Length is not kept: it is the body's
+    /// length, and serialising always writes it).
     pub headers: Headers,
     /// The body (exactly Content-Length bytes).
     pub body: Vec<u8>,
@@ -494,7 +495,11 @@ impl Message {
             headers.push(name, value.trim_matches([' ', '\t']));
         }
         let available = &buf[body_start..];
-        let body = match headers.get("Content-Length") {
+        let content_length = headers.get("Content-Length").map(str::to_owned);
+        // The body's length is authoritative from here on; the serialiser
+        // always writes a matching Content-Length.
+        headers.remove("Content-Length");
+        let body = match content_length.as_deref() {
             Some(v) => {
                 let n: usize = v.parse().map_err(|_| ParseError::BadContentLength)?;
                 if n > available.len() {
@@ -1015,11 +1020,12 @@ impl Uri {
         if scheme != "sip" && scheme != "sips" {
             return None;
         }
-        let rest = rest.split_once('?').map_or(rest, |(a, _)| a);
         let (userinfo, hostpart) = match rest.rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
+        // URI headers (`?name=value`) follow the host part.
+        let hostpart = hostpart.split_once('?').map_or(hostpart, |(a, _)| a);
         let (hostport, params) = hostpart.split_once(';').unwrap_or((hostpart, ""));
         let (host, port) = split_host_port(hostport)?;
         if host.is_empty() || host.contains(char::is_whitespace) {
@@ -1184,7 +1190,6 @@ pub fn error_response_for_unparsable(buf: &[u8], status: u16, reason: &str) -> O
             return None;
         }
     }
-    Via::parse(headers.values("Via").first()?)?;
     let resp = Response {
         status,
         reason: reason.to_owned(),
