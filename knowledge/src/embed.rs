@@ -43,6 +43,8 @@ pub struct BertEmbedder {
     device: Device,
     dim: usize,
     id: String,
+    query_prefix: String,
+    passage_prefix: String,
 }
 
 impl std::fmt::Debug for BertEmbedder {
@@ -97,7 +99,37 @@ impl BertEmbedder {
             device,
             dim,
             id,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         })
+    }
+
+    /// Loads multilingual-e5-small (Chinese and English in one vector space)
+    /// from the model cache, preparing it first if needed. Texts get the
+    /// `query: ` / `passage: ` prefixes the model was trained with.
+    pub fn e5_small(models: &switchboard_models::Models) -> Result<Self> {
+        let dir = models
+            .ensure(switchboard_models::ModelId::E5SmallMultilingual)
+            .map_err(|e| KbError::Embedding(e.to_string()))?;
+        Ok(Self::from_dir(&dir)?
+            .with_id("multilingual-e5-small")
+            .with_prefixes("query: ", "passage: "))
+    }
+
+    /// Sets the prefixes put before queries and passages (e5 models need them).
+    pub fn with_prefixes(mut self, query: &str, passage: &str) -> Self {
+        self.query_prefix = query.to_string();
+        self.passage_prefix = passage.to_string();
+        self
+    }
+
+    /// Loads all-MiniLM-L6-v2 from the model cache, preparing it first if needed
+    /// (`switchboard_models::Models::ensure`).
+    pub fn minilm(models: &switchboard_models::Models) -> Result<Self> {
+        let dir = models
+            .ensure(switchboard_models::ModelId::MiniLmL6V2)
+            .map_err(|e| KbError::Embedding(e.to_string()))?;
+        Ok(Self::from_dir(&dir)?.with_id("all-MiniLM-L6-v2"))
     }
 
     /// Overrides the model id (e.g. `all-MiniLM-L6-v2`), which keys the cache and manifest.
@@ -145,7 +177,20 @@ impl Embedder for BertEmbedder {
         self.dim
     }
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.run(texts)
+        if self.passage_prefix.is_empty() {
+            return self.run(texts);
+        }
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{t}", self.passage_prefix))
+            .collect();
+        self.run(&prefixed.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        let q = format!("{}{text}", self.query_prefix);
+        self.run(&[q.as_str()])?
+            .pop()
+            .ok_or_else(|| KbError::Embedding("no vector returned".into()))
     }
 }
 

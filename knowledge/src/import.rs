@@ -208,6 +208,40 @@ impl KnowledgeBase {
         Ok(report)
     }
 
+    /// Imports files given in memory as `(relative name, content)` — what an
+    /// upload through the API carries. Same rules as [`KnowledgeBase::import_dir`].
+    pub async fn import_files(
+        &self,
+        files: &[(String, String)],
+        author: &str,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport> {
+        let mut report = ImportReport::default();
+        for (name, content) in files {
+            let rel = name.replace('\\', "/");
+            let ext = Path::new(&rel)
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            if !EXTENSIONS.contains(&ext.as_str()) {
+                report.skipped.push((
+                    rel.clone(),
+                    format!("unsupported file type; use one of {EXTENSIONS:?}"),
+                ));
+                continue;
+            }
+            match self
+                .import_content(&rel, &ext, content, author, opts, &mut report)
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ KbError::Invalid(_)) => report.skipped.push((rel.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
     async fn import_one(
         &self,
         path: &Path,
@@ -223,7 +257,20 @@ impl KnowledgeBase {
             .extension()
             .map(|e| e.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let mut parsed = parse_file(rel, &ext, &content)?;
+        self.import_content(rel, &ext, &content, author, opts, report)
+            .await
+    }
+
+    async fn import_content(
+        &self,
+        rel: &str,
+        ext: &str,
+        content: &str,
+        author: &str,
+        opts: &ImportOptions,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let mut parsed = parse_file(rel, ext, content)?;
         if opts.lang.is_some() {
             parsed.draft.lang = opts.lang.clone();
         }

@@ -256,24 +256,58 @@ impl KnowledgeBase {
         cfg: KbConfig,
     ) -> Result<Self> {
         let dim = embedder.dim();
-        let (cached, vectors, lexical) = match &cfg.index_dir {
+        let vectors: Arc<dyn VectorIndex> = match &cfg.index_dir {
+            Some(dir) => {
+                let dir = dir.join("vectors");
+                let model = embedder.model_id().to_string();
+                Arc::new(
+                    blocking(move || {
+                        // Vectors of another model are useless: start over (the store re-fills it).
+                        std::fs::create_dir_all(&dir)?;
+                        let marker = dir.join("model");
+                        let previous = std::fs::read_to_string(&marker).ok();
+                        if previous.as_deref() != Some(model.as_str()) {
+                            if previous.is_some() {
+                                tracing::warn!(%model, "embedding model changed: re-indexing all passages");
+                            }
+                            let _ = std::fs::remove_file(dir.join("vectors.log"));
+                            std::fs::write(&marker, &model)?;
+                        }
+                        FlatIndex::open(&dir, dim)
+                    })
+                    .await?,
+                )
+            }
+            None => Arc::new(FlatIndex::in_memory(dim)),
+        };
+        Self::open_with_vectors(store, embedder, vectors, cfg).await
+    }
+
+    /// Like [`KnowledgeBase::open`] with another vector backend (e.g.
+    /// `qdrant::QdrantIndex`); the lexical index and embedding cache still
+    /// live in `cfg.index_dir`.
+    pub async fn open_with_vectors(
+        store: ArticleStore,
+        embedder: Arc<dyn Embedder>,
+        vectors: Arc<dyn VectorIndex>,
+        cfg: KbConfig,
+    ) -> Result<Self> {
+        let (cached, lexical) = match &cfg.index_dir {
             Some(dir) => {
                 let dir = dir.clone();
                 blocking(move || {
                     let cached = CachedEmbedder::persistent(embedder, &dir.join("cache"))?;
-                    let vectors = FlatIndex::open(&dir.join("vectors"), dim)?;
                     let lexical = LexicalIndex::open(Some(&dir.join("lexical")))?;
-                    Ok((cached, vectors, lexical))
+                    Ok((cached, lexical))
                 })
                 .await?
             }
             None => (
                 CachedEmbedder::in_memory(embedder),
-                FlatIndex::in_memory(dim),
                 LexicalIndex::open(None)?,
             ),
         };
-        Self::with_indexes(store, cached, Arc::new(vectors), lexical, cfg).await
+        Self::with_indexes(store, cached, vectors, lexical, cfg).await
     }
 
     /// Opens with explicit components (e.g. a Qdrant vector index). Reconciles the indexes with the store.

@@ -305,3 +305,40 @@ async fn import_folder_is_idempotent_and_reports_progress() {
     assert!(hits.iter().any(|p| p.text.contains("23:00")));
     assert!(hits.iter().all(|p| !p.text.contains("22:00")));
 }
+
+#[tokio::test]
+async fn import_uploaded_files() {
+    let (pool, _db) = common::sqlite().await;
+    let kb = KnowledgeBase::open(ArticleStore::new(pool), embedder(), KbConfig::default())
+        .await
+        .unwrap();
+    let files = vec![
+        (
+            "faq/gift-cards.md".to_string(),
+            "# Gift cards\n\nGift cards never expire.".to_string(),
+        ),
+        ("tool.exe".to_string(), "MZ".to_string()),
+        (
+            "empty-title.md".to_string(),
+            "---\ntitle: \n---\nBody only.".to_string(),
+        ),
+    ];
+    let opts = ImportOptions {
+        publish: true,
+        ..Default::default()
+    };
+    let report = kb.import_files(&files, "uploader", &opts).await.unwrap();
+    assert_eq!(report.created.len(), 2);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].0, "tool.exe");
+    let hits = kb.search(&q("do gift cards expire")).await.unwrap();
+    assert_eq!(hits[0].title, "Gift cards");
+    let titles: Vec<String> = kb
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.title)
+        .collect();
+    assert!(titles.contains(&"empty title".to_string()), "{titles:?}");
+}

@@ -47,6 +47,8 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("运费多少钱", "配送说明"),
     ("加急配送要多久", "配送说明"),
     ("你们的门店在哪里", "门店地址"),
+    // Cross-language through shared tokens: a Chinese question naming a brand finds the English article.
+    ("可以用PayPal付款吗？", "Payment methods"),
 ];
 
 #[tokio::test]

@@ -107,10 +107,16 @@ impl PgDb {
     }
 }
 
-/// Directory of all-MiniLM-L6-v2 (`SWITCHBOARD_MINILM_DIR`). `None` with a loud
+/// Directory of all-MiniLM-L6-v2 (`SWITCHBOARD_MINILM_DIR`, else the prepared model cache). `None` with a loud
 /// message when absent; with `CI=true` the tests fail instead.
 pub fn minilm_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SWITCHBOARD_MINILM_DIR").map(PathBuf::from);
+    let dir = std::env::var_os("SWITCHBOARD_MINILM_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            switchboard_models::Models::from_env()
+                .dir(switchboard_models::ModelId::MiniLmL6V2)
+                .ok()
+        });
     match dir {
         Some(d) if d.join("model.safetensors").exists() => Some(d),
         _ => {
@@ -118,7 +124,7 @@ pub fn minilm_dir() -> Option<PathBuf> {
                 panic!("CI=true: set SWITCHBOARD_MINILM_DIR to the all-MiniLM-L6-v2 directory");
             }
             loud(
-                "\n!!!!!!!! SKIPPED: SWITCHBOARD_MINILM_DIR not set (all-MiniLM-L6-v2); model retrieval tests did NOT run !!!!!!!!\n",
+                "\n!!!!!!!! SKIPPED: all-MiniLM-L6-v2 not prepared (run `cargo run -p switchboard-models --release -- fetch` or set SWITCHBOARD_MINILM_DIR); model retrieval tests did NOT run !!!!!!!!\n",
             );
             None
         }
