@@ -18,6 +18,7 @@ use futures::StreamExt;
 use switchboard_bus::ContactId;
 use switchboard_models::{ModelId, Models};
 use switchboard_nlu::eval::{Kind, QuestionSet};
+use switchboard_nlu::extract::extract;
 use switchboard_nlu::keyword::{KeywordIndex, load_dir};
 use switchboard_nlu::llm::Llm;
 use switchboard_nlu::llm::local::LocalLlm;
@@ -86,7 +87,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("cold", "How much does the World Pass cost?"),
         ("warm", "What does the World Pass include?"),
     ] {
-        let request = reply::answer_request("Northwind Mobile", Lang::En, question, passage, 64);
+        let facts = extract(question, std::slice::from_ref(passage), Lang::En, 2)
+            .map(|e| e.sentences.join(" "))
+            .unwrap_or_default();
+        let request =
+            reply::answer_request("Northwind Mobile", Lang::En, question, passage, &facts, 64);
         let prompt_tokens: usize = request
             .messages
             .iter()

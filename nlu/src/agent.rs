@@ -406,14 +406,18 @@ impl Agent {
             total_us: 0,
         };
 
+        // Asking the same question again means the last answer missed; count it.
+        if repeated
+            && u.intent == crate::understand::Intent::Question
+            && !matches!(decision.action, Action::Escalate { .. })
+        {
+            state.misunderstandings += 1;
+        }
         let mut citations = Vec::new();
         let mut handoff = None;
-        let reply = match &decision.action {
-            Action::Answer => {
+        let reply = match (&decision.action, best.as_ref()) {
+            (Action::Answer, Some(ex)) => {
                 let t1 = Instant::now();
-                #[allow(clippy::unwrap_used)]
-                // Answer is only decided with an extract (confidence > 0)
-                let ex = best.as_ref().unwrap();
                 let (reply, source, grounding) =
                     self.answer(lang, &query, &passages, ex, on_delta).await;
                 trace.generate_us = t1.elapsed().as_micros() as u64;
@@ -424,10 +428,15 @@ impl Agent {
                 state.pending_question = None;
                 reply
             }
-            Action::Clarify => {
+            // An answer needs something to quote (only reachable with a zero threshold).
+            (Action::Answer, None) | (Action::Clarify, _) => {
+                if decision.action == Action::Answer {
+                    trace.decision.action = Action::Clarify;
+                    trace.decision.reason = "nothing_to_quote".to_string();
+                }
                 if u.misunderstood {
                     state.misunderstandings += 1;
-                } else if decision.reason == "low_confidence" {
+                } else if decision.reason == "low_confidence" || decision.action == Action::Answer {
                     state.clarifications += 1;
                     state.pending_question = Some(query.clone());
                 }
@@ -444,7 +453,7 @@ impl Agent {
                 on_delta(&r);
                 r
             }
-            Action::Escalate { reason, skill } => {
+            (Action::Escalate { reason, skill }, _) => {
                 if *reason == HandoffReason::Misunderstanding {
                     state.misunderstandings += 1;
                 }
@@ -453,12 +462,12 @@ impl Agent {
                 handoff = Some((*reason, skill.clone()));
                 r
             }
-            Action::Decline { kind } => {
+            (Action::Decline { kind }, _) => {
                 let r = reply::decline(*kind, lang, &self.config.company);
                 on_delta(&r);
                 r
             }
-            Action::SmallTalk { kind } => {
+            (Action::SmallTalk { kind }, _) => {
                 let r = reply::small_talk(*kind, lang, &self.config.company);
                 on_delta(&r);
                 r
@@ -523,10 +532,7 @@ impl Agent {
         u: &Understanding,
         decision: &Decision,
     ) -> HandoffContext {
-        let sentiment = serde_json::to_value(u.sentiment)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let sentiment = crate::understand::snake(&u.sentiment);
         let summary = format!(
             "{}; reason {}; sentiment {}{}; confidence {:.2}",
             u.intent_label(),
@@ -564,11 +570,17 @@ impl Agent {
             && let Some(llm) = &self.llm
         {
             let backend = llm.name();
+            let facts = ex.sentences.join(if passage.lang == Some(Lang::Zh) {
+                ""
+            } else {
+                " "
+            });
             let request = reply::answer_request(
                 &self.config.company,
                 lang,
                 query,
                 passage,
+                &facts,
                 self.config.max_answer_tokens,
             );
             let system = request
@@ -576,54 +588,65 @@ impl Agent {
                 .first()
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
-            let mut streamer = SentenceGate::new(support, &system, &self.config.protected);
+            let mut gate = SentenceGate::new(support, &system, &self.config.protected);
+            let sep = if lang == Lang::Zh { "" } else { " " };
+            let mut shown = 0usize;
             let result = generate(
                 llm.as_ref(),
                 &request,
                 self.config.llm_limits,
                 &mut |piece| {
-                    streamer.push(piece);
-                    !streamer.stopped
+                    gate.push(piece);
+                    // Stream each sentence as soon as it has passed the gate.
+                    while shown < gate.accepted.len() {
+                        let s = &gate.accepted[shown];
+                        on_delta(&if shown == 0 {
+                            s.clone()
+                        } else {
+                            format!("{sep}{s}")
+                        });
+                        shown += 1;
+                    }
+                    !gate.stopped
                 },
             )
             .await;
-            let why = match result {
+            let error = match result {
                 Err(e) => Some(format!("error: {e}")),
                 Ok(_) => {
-                    streamer.finish();
+                    gate.finish();
                     None
                 }
             };
-            let accepted = streamer.accepted.join(" ");
-            let why = why.or_else(|| {
-                if accepted.trim().is_empty() {
-                    Some(
-                        streamer
-                            .why
-                            .clone()
-                            .unwrap_or_else(|| "no_answer".to_string()),
-                    )
+            for s in &gate.accepted[shown..] {
+                on_delta(&if shown == 0 {
+                    s.clone()
                 } else {
-                    None
-                }
-            });
-            match why {
-                None => {
-                    // Stream the accepted sentences (all grounded), then the citation.
-                    let body = accepted;
-                    on_delta(&body);
-                    let full = format!("{body}\n\n{source_line}");
-                    on_delta(&format!("\n\n{source_line}"));
-                    let grounding = check(&body, support);
-                    return (full, AnswerSource::Llm { backend }, grounding);
-                }
-                Some(why) => {
-                    tracing::info!(backend = %backend, why = %why, "model answer not used; quoting the passage");
-                    let (text, grounding) =
-                        self.extracted(lang, passage, ex, &source_line, on_delta);
-                    return (text, AnswerSource::Fallback { backend, why }, grounding);
-                }
+                    format!("{sep}{s}")
+                });
+                shown += 1;
             }
+            if !gate.accepted.is_empty() {
+                // Whatever was shown is grounded; a later failure only cuts the answer short.
+                if let Some(why) = gate.why.as_ref().or(error.as_ref()) {
+                    tracing::info!(backend = %backend, why = %why, "model answer cut short");
+                }
+                let body = gate.accepted.join(sep);
+                let tail = format!("\n\n{source_line}");
+                on_delta(&tail);
+                let grounding = check(&body, support);
+                return (
+                    format!("{body}{tail}"),
+                    AnswerSource::Llm { backend },
+                    grounding,
+                );
+            }
+            let why = error
+                .or(gate.why)
+                .unwrap_or_else(|| "no_answer".to_string());
+            tracing::info!(backend = %backend, why = %why, "model answer not used; quoting the passage");
+            let (text, grounding) = self.extracted(lang, passage, ex, &source_line, on_delta);
+            return (text, AnswerSource::Fallback { backend, why }, grounding);
         }
         let (text, grounding) = self.extracted(lang, passage, ex, &source_line, on_delta);
         (text, AnswerSource::Extraction, grounding)

@@ -307,3 +307,30 @@ mod tests {
         assert!(check("We open at 9.", &p).is_grounded());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A passage always grounds its own sentences, and checking never panics.
+        #[test]
+        fn a_passage_grounds_itself(text in "\\PC{0,120}") {
+            let p = Passage {
+                article_id: "a".into(),
+                version: 1,
+                chunk_id: "a#0".into(),
+                title: "T".into(),
+                text: text.clone(),
+                score: 0.0,
+                lang: None,
+            };
+            for s in crate::text::sentences(&text) {
+                let r = check(&s, std::slice::from_ref(&p));
+                prop_assert!(r.is_grounded(), "{s:?}: {r:?}");
+            }
+        }
+    }
+}

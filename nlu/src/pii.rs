@@ -53,7 +53,7 @@ pub struct Masked {
 
 #[allow(clippy::expect_used)] // constant patterns, checked by the tests
 static CARD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\d(?:[ -]?\d){12,18}").expect("card pattern"));
+    LazyLock::new(|| Regex::new(r"\d+(?:[ -]\d+)*").expect("digit run pattern"));
 #[allow(clippy::expect_used)]
 static IBAN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[a-z]{2}\d{2}(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,4})?")
@@ -131,6 +131,62 @@ pub fn iban_valid(s: &str) -> bool {
     rem == 1
 }
 
+/// Masks Luhn-valid card numbers: within each run of digit groups (separated
+/// by single spaces or dashes), the longest span of whole groups with 13–19
+/// digits that passes the Luhn check, so "order 1 4111 1111 1111 1111" still
+/// hides the card.
+fn mask_cards(text: &str, found: &mut Vec<PiiKind>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for run in CARD.find_iter(text) {
+        if !isolated(text, &run) {
+            continue;
+        }
+        // Byte ranges of the digit groups inside the run.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut start = None;
+        for (i, c) in run.as_str().char_indices() {
+            match (c.is_ascii_digit(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    groups.push((run.start() + s, run.start() + i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            groups.push((run.start() + s, run.end()));
+        }
+        let mut best: Option<(usize, usize, usize)> = None; // (digits, from, to)
+        for i in 0..groups.len() {
+            let mut digits = 0;
+            for j in i..groups.len() {
+                digits += groups[j].1 - groups[j].0;
+                if digits > 19 {
+                    break;
+                }
+                let span = &text[groups[i].0..groups[j].1];
+                if digits >= 13 && best.is_none_or(|b| digits > b.0) && luhn_valid(span) {
+                    best = Some((digits, groups[i].0, groups[j].1));
+                }
+            }
+        }
+        if let Some((_, from, to)) = best {
+            let digits: String = text[from..to]
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            out.push_str(&text[last..from]);
+            out.push_str(&format!("[CARD ****{}]", &digits[digits.len() - 4..]));
+            last = to;
+            found.push(PiiKind::Card);
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
 /// Masks personal data in `text`.
 pub fn mask(text: &str, config: PiiConfig) -> Masked {
     let mut found = Vec::new();
@@ -146,22 +202,7 @@ pub fn mask(text: &str, config: PiiConfig) -> Masked {
             }
         })
         .into_owned();
-    let source = out.clone();
-    out = CARD
-        .replace_all(&source, |c: &regex::Captures<'_>| {
-            let m = &c[0];
-            let digits: String = m.chars().filter(char::is_ascii_digit).collect();
-            if c.get(0).is_some_and(|g| isolated(&source, &g))
-                && (13..=19).contains(&digits.len())
-                && luhn_valid(&digits)
-            {
-                found.push(PiiKind::Card);
-                format!("[CARD ****{}]", &digits[digits.len() - 4..])
-            } else {
-                m.to_string()
-            }
-        })
-        .into_owned();
+    out = mask_cards(&out, &mut found);
     if config.email {
         out = EMAIL
             .replace_all(&out, |_: &regex::Captures<'_>| {
@@ -207,9 +248,12 @@ mod tests {
         assert!(m.text.contains("[CARD ****1881]"), "{}", m.text);
         let m = mask("账号DE89370400440532013000，谢谢", PiiConfig::default());
         assert_eq!(m.text, "账号[IBAN]，谢谢");
-        // Part of a longer digit run is not a card.
+        // Part of a longer unseparated digit run is not a card.
         let m = mask("ref 41111111111111110000000", PiiConfig::default());
         assert!(m.found.is_empty(), "{m:?}");
+        // A card after another number is still found.
+        let m = mask("1 4111 1111 1111 1111", PiiConfig::default());
+        assert_eq!(m.text, "1 [CARD ****1111]");
     }
 
     #[test]

@@ -178,13 +178,7 @@ pub fn decide(
         );
     }
     if let Some(action) = u.account_action {
-        let why = format!(
-            "account_action_{}",
-            serde_json::to_value(action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        );
+        let why = format!("account_action_{}", crate::understand::snake(&action));
         return escalate(
             HandoffReason::AccountAction,
             skill(action.topic().skill_name()),

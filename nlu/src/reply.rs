@@ -151,15 +151,19 @@ pub fn system_prompt(company: &str, lang: Lang) -> String {
     )
 }
 
-/// The prompt for phrasing an answer from `passage` to `question` (both already masked).
+/// The prompt for phrasing an answer to `question` from `facts` — the
+/// sentences extraction picked from `passage` (both already masked). Giving
+/// the model only those sentences keeps the prompt short (time to first token
+/// grows with it) and leaves it little to invent from.
 pub fn answer_request(
     company: &str,
     lang: Lang,
     question: &str,
     passage: &Passage,
+    facts: &str,
     max_tokens: u32,
 ) -> LlmRequest {
-    let passage_text: String = passage.text.chars().take(1200).collect();
+    let passage_text: String = facts.chars().take(1200).collect();
     let question: String = question.chars().take(400).collect();
     LlmRequest {
         messages: vec![

@@ -121,12 +121,11 @@ pub enum Intent {
 impl Intent {
     /// A stable label for traces and handoff contexts, e.g. `account_action.cancel`.
     pub fn label(&self, topic: Topic) -> String {
-        let json = |v: &dyn erased::Named| v.name();
         match self {
-            Intent::Injection(k) => format!("injection.{}", json(k)),
+            Intent::Injection(k) => format!("injection.{}", snake(k)),
             Intent::HumanRequest => format!("human_request.{}", topic.skill_name()),
             Intent::Complaint => "complaint".to_string(),
-            Intent::AccountAction(a) => format!("account_action.{}", json(a)),
+            Intent::AccountAction(a) => format!("account_action.{}", snake(a)),
             Intent::Misunderstood => "misunderstood".to_string(),
             Intent::Greeting => "greeting".to_string(),
             Intent::Closing => "closing".to_string(),
@@ -136,20 +135,12 @@ impl Intent {
     }
 }
 
-mod erased {
-    use serde::Serialize;
-    /// The serde name of a unit-variant enum value.
-    pub trait Named {
-        fn name(&self) -> String;
-    }
-    impl<T: Serialize> Named for T {
-        fn name(&self) -> String {
-            serde_json::to_value(self)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        }
-    }
+/// The serde (snake_case) name of a unit enum value.
+pub(crate) fn snake<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Everything understood from one message.

@@ -371,6 +371,11 @@ async fn grounded_model_answers_stream_sentence_by_sentence() {
     );
     assert!(o.reply.ends_with("Source: Roaming abroad"));
     assert_eq!(deltas.concat(), o.reply);
+    assert_eq!(
+        deltas.len(),
+        4,
+        "three sentences as they pass the gate, then the source: {deltas:?}"
+    );
 }
 
 #[tokio::test]
@@ -465,4 +470,31 @@ async fn the_prompt_fences_masked_customer_text_outside_the_instructions() {
             .contains("<<<How much does the World Pass cost?")
     );
     assert!(!r.messages[1].content.contains("4111111111111111"));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any text gets a non-empty reply, a grounded answer when it answers,
+        /// and no Luhn-valid card number in anything stored.
+        #[test]
+        fn any_message_is_handled_safely(text in "\\PC{0,80}", card_at_end in any::<bool>()) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let a = agent();
+            let mut s = state();
+            let text = if card_at_end { format!("{text} 4111 1111 1111 1111") } else { text };
+            let o = rt.block_on(a.turn(&mut s, &text));
+            prop_assert!(!o.reply.trim().is_empty());
+            if let Some(g) = &o.trace.grounding {
+                prop_assert!(g.is_grounded(), "{:?}", g);
+            }
+            let stored = serde_json::to_string(&s).unwrap() + &serde_json::to_string(&o.trace).unwrap();
+            prop_assert!(!stored.contains("4111 1111 1111 1111"));
+        }
+    }
 }

@@ -38,6 +38,7 @@ async fn local_model_streams_and_every_answer_is_grounded() {
         Lang::En,
         "How much does the World Pass cost?",
         &passage,
+        "The World Pass costs €5 per day and includes 500 MB of data, 60 minutes of calls and 60 texts.",
         24,
     );
     let pieces: Vec<String> = llm
