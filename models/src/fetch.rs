@@ -47,6 +47,8 @@ pub fn pip_args(package: &Package, dest: &Path) -> Vec<String> {
                 "cp",
                 "--platform",
                 "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
             ]
             .map(String::from),
         ),

