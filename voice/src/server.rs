@@ -193,6 +193,24 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// Receive buffer for the SIP socket: bursts (a trunk re-sending after an
+/// outage, hundreds of BYEs at the end of a test) must not overflow the
+/// kernel's default of ~200 KB, which holds only ~100 small datagrams.
+const SIP_RECV_BUFFER: usize = 4 << 20;
+
+/// Binds a non-blocking UDP socket with a larger receive buffer.
+fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // The kernel caps this at net.core.rmem_max; a smaller buffer is not an error.
+    if let Err(e) = s.set_recv_buffer_size(recv_buffer) {
+        tracing::debug!(error = %e, "could not enlarge the SIP receive buffer");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
 fn ntp_now() -> u64 {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -206,7 +224,7 @@ impl VoiceServer {
     pub async fn start(
         mut cfg: ServerConfig,
     ) -> io::Result<(Self, mpsc::UnboundedReceiver<ServerEvent>)> {
-        let udp = Arc::new(UdpSocket::bind(cfg.sip_bind).await?);
+        let udp = Arc::new(bind_udp(cfg.sip_bind, SIP_RECV_BUFFER)?);
         let sip_addr = udp.local_addr()?;
         let tcp = if cfg.tcp {
             Some(TcpListener::bind(sip_addr).await?)
