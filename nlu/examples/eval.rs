@@ -10,6 +10,11 @@
 //! recall@3 and turn latency. Exits 1 when a figure is below
 //! eval/thresholds.toml.
 //!
+//! Retrieval: the built-in keyword index by default; `--retriever knowledge`
+//! uses the product's knowledge base (switchboard-knowledge: SQLite store,
+//! MiniLM embeddings from the model cache, BM25 + vector fusion) with the
+//! same articles imported.
+//!
 //! Default: extraction mode (no model). `--llm local` phrases answers with the
 //! local SmolLM2 model from the model cache (`switchboard-models fetch`);
 //! `--llm openai` uses `SWITCHBOARD_LLM_BASE_URL`, `SWITCHBOARD_LLM_MODEL`,
@@ -25,6 +30,7 @@ use switchboard_nlu::keyword::{KeywordIndex, load_dir};
 use switchboard_nlu::llm::Llm;
 use switchboard_nlu::llm::local::LocalLlm;
 use switchboard_nlu::llm::openai::{OpenAiConfig, OpenAiLlm};
+use switchboard_nlu::retrieve::Retriever;
 use switchboard_nlu::{Agent, AgentConfig, GenerationMode};
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -61,7 +67,19 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let index = Arc::new(KeywordIndex::new(&articles));
+    let retriever_kind = args
+        .iter()
+        .position(|a| a == "--retriever")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let retriever: Arc<dyn Retriever> = match retriever_kind.as_deref() {
+        None | Some("keyword") => Arc::new(KeywordIndex::new(&articles)),
+        Some("knowledge") => match knowledge::open(&root.join("kb")).await {
+            Ok(r) => Arc::new(r),
+            Err(e) => return fail(format!("knowledge base: {e}")),
+        },
+        Some(other) => return fail(format!("unknown --retriever {other} (keyword, knowledge)")),
+    };
 
     let llm: Option<Arc<dyn Llm>> = match llm_kind.as_deref() {
         None => None,
@@ -100,14 +118,15 @@ async fn main() -> ExitCode {
             mode,
             ..AgentConfig::default()
         },
-        index,
+        retriever,
         llm,
     );
 
     println!(
-        "switchboard-nlu eval: {} questions, {} articles, retriever: built-in keyword index, mode: {:?}{}",
+        "switchboard-nlu eval: {} questions, {} articles, retriever: {}, mode: {:?}{}",
         set.question.len(),
         articles.len(),
+        retriever_kind.as_deref().unwrap_or("keyword"),
         mode,
         llm_kind
             .as_deref()
@@ -138,5 +157,111 @@ async fn main() -> ExitCode {
             println!("BELOW THRESHOLD {f}");
         }
         ExitCode::FAILURE
+    }
+}
+
+/// The product's knowledge base as a [`Retriever`], loaded with the sample articles.
+mod knowledge {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use sqlx::any::AnyPoolOptions;
+    use switchboard_knowledge::embed::BertEmbedder;
+    use switchboard_knowledge::import::ImportOptions;
+    use switchboard_knowledge::kb::{KbConfig, KnowledgeBase, Query};
+    use switchboard_knowledge::store::ArticleStore;
+    use switchboard_models::Models;
+    use switchboard_nlu::Lang;
+    use switchboard_nlu::retrieve::{Passage, RetrieveError, Retriever};
+
+    const SCHEMA: &str = include_str!("../../gateway/migrations/sqlite/0002_knowledge.sql");
+
+    pub struct Knowledge {
+        kb: KnowledgeBase,
+        /// Knowledge article id → file stem, so results compare with questions.toml.
+        stems: HashMap<String, String>,
+        _dir: tempfile::TempDir,
+    }
+
+    pub async fn open(kb_dir: &Path) -> Result<Knowledge, Box<dyn std::error::Error>> {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir()?;
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("kb.sqlite").display()
+        );
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let embedder = Arc::new(BertEmbedder::minilm(&Models::from_env())?);
+        let kb =
+            KnowledgeBase::open(ArticleStore::new(pool), embedder, KbConfig::default()).await?;
+        let opts = ImportOptions {
+            publish: true,
+            tags: Vec::new(),
+            lang: None,
+        };
+        kb.import_dir(kb_dir, "eval", &opts, &mut |_, _, _| {})
+            .await?;
+        let mut stems = HashMap::new();
+        for entry in std::fs::read_dir(kb_dir)? {
+            let path = entry?.path();
+            let (Some(name), Some(stem)) = (path.file_name(), path.file_stem()) else {
+                continue;
+            };
+            if let Some(article) = kb.store().find_by_source(&name.to_string_lossy()).await? {
+                stems.insert(article.id.to_string(), stem.to_string_lossy().into_owned());
+            }
+        }
+        Ok(Knowledge {
+            kb,
+            stems,
+            _dir: dir,
+        })
+    }
+
+    #[async_trait]
+    impl Retriever for Knowledge {
+        async fn search(
+            &self,
+            query: &str,
+            _lang: Option<Lang>,
+            k: usize,
+        ) -> Result<Vec<Passage>, RetrieveError> {
+            // No language filter: the agent prefers passages in the customer's language itself.
+            let q = Query {
+                text: query.to_string(),
+                k,
+                ..Query::default()
+            };
+            let hits = self
+                .kb
+                .search(&q)
+                .await
+                .map_err(|e| RetrieveError(e.to_string()))?;
+            Ok(hits
+                .into_iter()
+                .map(|h| {
+                    let id = h.article_id.to_string();
+                    Passage {
+                        article_id: self.stems.get(&id).cloned().unwrap_or(id),
+                        version: h.version,
+                        chunk_id: h.chunk_id,
+                        title: h.title,
+                        text: if h.heading.is_empty() {
+                            h.text
+                        } else {
+                            format!("## {}\n{}", h.heading, h.text)
+                        },
+                        score: h.score,
+                        lang: Lang::from_code(&h.lang),
+                    }
+                })
+                .collect())
+        }
     }
 }
