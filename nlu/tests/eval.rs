@@ -51,3 +51,36 @@ async fn extraction_mode_meets_the_thresholds() {
     );
     assert_eq!(report.overall.unsupported_answers, 0);
 }
+
+#[path = "support/knowledge.rs"]
+mod knowledge;
+
+/// The same evaluation against the product's knowledge base (hybrid BM25 +
+/// MiniLM retrieval). Needs MiniLM in the model cache; skips loudly without it.
+#[tokio::test]
+async fn extraction_mode_meets_the_thresholds_with_the_knowledge_base() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval");
+    let kb = match knowledge::open(&root.join("kb")).await {
+        Ok(kb) => kb,
+        Err(e) => {
+            eprintln!("SKIPPED knowledge-base evaluation: {e}");
+            return;
+        }
+    };
+    let set: QuestionSet =
+        toml::from_str(&std::fs::read_to_string(root.join("questions.toml")).unwrap()).unwrap();
+    let thresholds: Thresholds =
+        toml::from_str(&std::fs::read_to_string(root.join("thresholds.toml")).unwrap()).unwrap();
+    let agent = Agent::new(
+        AgentConfig {
+            company: "Northwind Mobile".into(),
+            ..AgentConfig::default()
+        },
+        Arc::new(kb),
+        None,
+    );
+    let report = run(&agent, &set.question).await;
+    println!("{}", report.render());
+    let failures = report.failures(&thresholds);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
