@@ -135,13 +135,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let query_model: Arc<dyn Embedder> = match std::env::var_os("SWITCHBOARD_MINILM_DIR") {
-        Some(dir) => Arc::new(
-            BertEmbedder::from_dir(std::path::Path::new(&dir)).expect("load all-MiniLM-L6-v2"),
-        ),
+    let dir = std::env::var_os("SWITCHBOARD_MINILM_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            switchboard_models::Models::from_env()
+                .dir(switchboard_models::ModelId::MiniLmL6V2)
+                .ok()
+        });
+    let query_model: Arc<dyn Embedder> = match dir {
+        Some(dir) => Arc::new(BertEmbedder::from_dir(&dir).expect("load all-MiniLM-L6-v2")),
         None => {
             eprintln!(
-                "!!!!!!!! SWITCHBOARD_MINILM_DIR not set: queries use the hash embedder, so query embedding is NOT in these figures !!!!!!!!"
+                "!!!!!!!! all-MiniLM-L6-v2 not prepared (run `cargo run -p switchboard-models --release -- fetch`): queries use the hash embedder, so query embedding is NOT in these figures !!!!!!!!"
             );
             Arc::new(HashEmbedder::new(384))
         }

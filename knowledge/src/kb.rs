@@ -637,18 +637,13 @@ impl KnowledgeBase {
                 .filter(|t| !t.is_empty())
                 .collect(),
         };
-        let (embedder, lexical, f2, t2) = (
-            self.embedder.clone(),
-            self.lexical.clone(),
-            filter.clone(),
-            text.clone(),
-        );
-        let (qv, lex) = blocking(move || {
-            let lex = lexical.search(&t2, &f2, n)?;
-            let qv = embedder.embed_query(&t2)?;
-            Ok((qv, lex))
-        })
-        .await?;
+        // BM25 runs on another core while the query is embedded.
+        let (lexical, f2, t2) = (self.lexical.clone(), filter.clone(), text.clone());
+        let lex_task = blocking(move || lexical.search(&t2, &f2, n));
+        let embedder = self.embedder.clone();
+        let embed_task = blocking(move || embedder.embed_query(&text));
+        let (lex, qv) = tokio::join!(lex_task, embed_task);
+        let (lex, qv) = (lex?, qv?);
         let mut vec = self.vectors.search(&qv, &filter, n).await?;
         vec.retain(|(_, s)| *s > self.cfg.min_vector_score);
         Ok(self.fuse(&lex, &vec, k))
