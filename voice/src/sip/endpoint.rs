@@ -637,6 +637,19 @@ impl Endpoint {
             }
             return;
         }
+        // An INVITE retransmitted after its transaction ended with our 2xx
+        // (RFC 6026's Accepted state): resend the 2xx, never a new call.
+        if req.method == Method::Invite
+            && let Some(handle) = self.by_invite.get(&key).copied()
+        {
+            if let Some(call) = self.calls.get(&handle)
+                && let Some(ok) = &call.ok_retx
+            {
+                let (t, p, b) = (call.transport, call.peer, ok.bytes.clone());
+                self.send(t, p, b);
+            }
+            return;
+        }
         // Extensions the request requires and we lack.
         let unsupported: Vec<String> = req
             .headers
@@ -959,6 +972,15 @@ impl Endpoint {
         };
         let resp = self.with_common(req.response(200, "OK", None));
         self.server_tx_reply(now, transport, from, key, req, &resp);
+        // BYE in an early dialog (after our 18x, before the answer): the
+        // INVITE still needs its final response (RFC 3261 §15.1.2).
+        if let Some(call) = self.calls.get(&handle)
+            && call.state == CallState::Offered
+        {
+            let (key, tag) = (call.invite_key.clone(), call.local_tag.clone());
+            let resp = self.with_common(call.invite.response(487, reason_phrase(487), Some(&tag)));
+            self.invite_tx_respond(now, &key, &resp);
+        }
         self.end_call(handle, EndReason::RemoteHangup);
     }
 

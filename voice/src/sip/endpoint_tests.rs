@@ -704,3 +704,32 @@ fn invite_authentication_when_required() {
     assert_eq!(h.statuses(), vec![100]);
     h.offered();
 }
+
+#[test]
+fn invite_retransmitted_after_200_resends_the_200_not_a_new_call() {
+    let mut h = Harness::new();
+    let (_, tag) = answered_call(&mut h, "cx");
+    h.input(&invite("z9hG4bKinv1", "cx", OFFER, ""));
+    let sent = h.sent();
+    assert_eq!(to_tag(&response_of(&sent, 200)), tag);
+    assert!(h.events().is_empty(), "no second CallOffered");
+    assert_eq!(h.ep.call_count(), 1);
+}
+
+#[test]
+fn bye_in_early_dialog_ends_the_invite_with_487() {
+    let mut h = Harness::new();
+    h.input(&invite("z9hG4bKe", "ce", OFFER, ""));
+    let call = h.offered();
+    h.ep.ring(h.now, call).unwrap();
+    let tag = to_tag(&response_of(&h.sent(), 180));
+    h.input(&in_dialog("BYE", "z9hG4bKeb", "ce", &tag, 2, "", ""));
+    assert_eq!(h.statuses(), vec![200, 487]);
+    assert_eq!(
+        h.events(),
+        vec![Event::CallEnded {
+            call,
+            reason: EndReason::RemoteHangup
+        }]
+    );
+}
