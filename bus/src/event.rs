@@ -181,6 +181,23 @@ pub enum Event {
         /// Why, machine-readable (`closed`, `voicemail`, `callback`, `no_queue`).
         reason: String,
     },
+    /// How the virtual agent handled one customer message: what it
+    /// understood, which knowledge it used and why it answered, asked back,
+    /// declined or escalated. Shown to staff, never to the customer.
+    BotTurn {
+        /// Detected intent.
+        intent: String,
+        /// `answer`, `clarify`, `escalate`, `decline` or `small_talk`.
+        decision: String,
+        /// Why, in words.
+        reason: String,
+        /// Knowledge cited in the reply, as `title (article id, version)`.
+        #[serde(default)]
+        citations: Vec<String>,
+        /// The full turn trace (understanding, passages and scores, timings).
+        #[serde(default)]
+        trace: serde_json::Value,
+    },
     /// The agent finished the after-contact work of this conversation.
     WrapUpDone {
         /// The agent.
@@ -208,6 +225,7 @@ impl Event {
             Event::OfferWithdrawn { .. } => "offer_withdrawn",
             Event::Dequeued { .. } => "dequeued",
             Event::WrapUpDone { .. } => "wrap_up_done",
+            Event::BotTurn { .. } => "bot_turn",
         }
     }
 
@@ -527,7 +545,7 @@ impl Conversation {
             Event::Dequeued { .. } => {
                 self.leave_queue();
             }
-            Event::WrapUpDone { .. } => {}
+            Event::WrapUpDone { .. } | Event::BotTurn { .. } => {}
         }
         self.last_seq = env.seq;
         self.updated_at = env.at;

@@ -27,6 +27,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the virtual agent writes its replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BotMode {
+    /// No virtual agent: every conversation waits for a person.
+    Off,
+    /// Replies are the knowledge sentences that answer, quoted with their citation (no model; fastest).
+    Extractive,
+    /// The local model (SmolLM2 on the CPU) phrases the answer from the retrieved passages;
+    /// every sentence is checked against them, with extraction as the fallback.
+    Local,
+    /// An OpenAI-compatible endpoint phrases the answer (`openai_base_url`, `openai_model`,
+    /// `SWITCHBOARD_OPENAI_API_KEY`), with the same checks and fallback.
+    Openai,
+}
+
+/// Which sentence-embedding model the knowledge base uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedderKind {
+    /// all-MiniLM-L6-v2 on candle (prepared by `scripts/setup` into the model cache).
+    Minilm,
+    /// A feature-hashing embedder with no model: lexical quality only. For machines without
+    /// the model files; search still works through BM25.
+    Hash,
+}
+
 /// The whole configuration. Every field can be set in the TOML file under the same name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +82,20 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Database pool size.
     pub db_max_connections: u32,
+    /// The virtual agent on web chat.
+    pub bot: BotMode,
+    /// The company name the virtual agent speaks for.
+    pub bot_company: String,
+    /// OpenAI-compatible endpoint for `bot = "openai"` (e.g. http://127.0.0.1:8000/v1).
+    pub openai_base_url: Option<String>,
+    /// Model name at that endpoint.
+    pub openai_model: String,
+    /// API key for that endpoint (prefer the SWITCHBOARD_OPENAI_API_KEY variable).
+    pub openai_api_key: Option<String>,
+    /// Embedding model of the knowledge base.
+    pub embedder: EmbedderKind,
+    /// Model cache directory [default: $SWITCHBOARD_MODELS_DIR or ~/.cache/switchboard/models].
+    pub models_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -72,6 +113,13 @@ impl Default for Config {
             log_format: LogFormat::Text,
             shutdown_grace_secs: 10,
             db_max_connections: 16,
+            bot: BotMode::Extractive,
+            bot_company: "our company".into(),
+            openai_base_url: None,
+            openai_model: "gpt-4o-mini".into(),
+            openai_api_key: None,
+            embedder: EmbedderKind::Minilm,
+            models_dir: None,
         }
     }
 }

@@ -260,6 +260,7 @@ impl Db {
                     "routing",
                     include_str!("../migrations/sqlite/0003_routing.sql"),
                 ),
+                (4, "bot", include_str!("../migrations/sqlite/0004_bot.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -276,6 +277,11 @@ impl Db {
                     3,
                     "routing",
                     include_str!("../migrations/postgres/0003_routing.sql"),
+                ),
+                (
+                    4,
+                    "bot",
+                    include_str!("../migrations/postgres/0004_bot.sql"),
                 ),
             ],
         };

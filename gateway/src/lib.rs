@@ -12,9 +12,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod bot;
 pub mod config;
 pub mod db;
 pub mod hub;
+pub mod knowledge;
 pub mod publisher;
 pub mod routing;
 pub mod writer;
@@ -41,6 +43,12 @@ pub enum StartError {
     /// Bus unreachable.
     #[error("bus: {0}")]
     Bus(#[from] switchboard_bus::BusError),
+    /// The knowledge base could not be opened.
+    #[error("{0}")]
+    Knowledge(#[from] knowledge::KnowledgeError),
+    /// The virtual agent could not start.
+    #[error("{0}")]
+    Bot(#[from] bot::BotError),
     /// Listener or data directory problem.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -133,6 +141,17 @@ pub async fn serve_on(
         node,
         shutdown_rx.clone(),
     );
+    let kb = knowledge::open(&config, &db).await?;
+    let agent = bot::agent(&config, Arc::new(knowledge::KbRetriever(kb.clone()))).await?;
+    let bot_task = agent.map(|agent| {
+        bot::spawn(
+            db.clone(),
+            writer.clone(),
+            bus.clone(),
+            agent,
+            shutdown_rx.clone(),
+        )
+    });
     let config = Arc::new(config);
     let state = AppState {
         db: db.clone(),
@@ -142,6 +161,7 @@ pub async fn serve_on(
         config: config.clone(),
         metrics,
         shutdown: shutdown_rx,
+        kb,
     };
     let base = config.base_url();
     tracing::info!(
@@ -167,6 +187,9 @@ pub async fn serve_on(
     }
     hub_task.abort();
     routing_task.abort();
+    if let Some(t) = bot_task {
+        t.abort();
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_gateway::auth::Role;
-use switchboard_gateway::config::{BusKind, Config, LogFormat};
+use switchboard_gateway::config::{BotMode, BusKind, Config, EmbedderKind, LogFormat};
 
 /// Switchboard: every customer contact (web chat today; phone, WhatsApp,
 /// WeChat, SMS and Telegram next) on one conversation bus, answered by agents
@@ -30,6 +30,29 @@ enum Command {
     Migrate(StoreArgs),
     /// Print the effective configuration as TOML and exit.
     Config(ServeArgs),
+    /// Manage the knowledge base.
+    #[command(subcommand)]
+    Kb(KbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KbCommand {
+    /// Import a folder of Markdown, HTML and text files as articles (re-importing updates them).
+    Import(KbImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct KbImportArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Folder to import (searched recursively).
+    dir: PathBuf,
+    /// Publish the imported articles (default: keep them as drafts for review).
+    #[arg(long)]
+    publish: bool,
+    /// Author recorded on the new versions.
+    #[arg(long, default_value = "import")]
+    author: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +113,28 @@ struct ServeArgs {
     /// Database connection pool size [default: 16; SQLite uses at most 8].
     #[arg(long, env = "SWITCHBOARD_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
+    /// Virtual agent on web chat: off, extractive (quotes the knowledge base), local (SmolLM2
+    /// phrases answers, checked against the knowledge) or openai [default: extractive].
+    #[arg(long, env = "SWITCHBOARD_BOT", value_enum)]
+    bot: Option<BotMode>,
+    /// Company name the virtual agent speaks for [default: our company].
+    #[arg(long, env = "SWITCHBOARD_BOT_COMPANY")]
+    bot_company: Option<String>,
+    /// OpenAI-compatible base URL for --bot openai (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, env = "SWITCHBOARD_OPENAI_BASE_URL")]
+    openai_base_url: Option<String>,
+    /// Model name for --bot openai [default: gpt-4o-mini].
+    #[arg(long, env = "SWITCHBOARD_OPENAI_MODEL")]
+    openai_model: Option<String>,
+    /// API key for --bot openai.
+    #[arg(long, env = "SWITCHBOARD_OPENAI_API_KEY", hide_env_values = true)]
+    openai_api_key: Option<String>,
+    /// Knowledge-base embedder: minilm (all-MiniLM-L6-v2) or hash (no model; lexical quality) [default: minilm].
+    #[arg(long, env = "SWITCHBOARD_EMBEDDER", value_enum)]
+    embedder: Option<EmbedderKind>,
+    /// Model cache directory [default: $SWITCHBOARD_MODELS_DIR or ~/.cache/switchboard/models].
+    #[arg(long, env = "SWITCHBOARD_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -142,10 +187,23 @@ impl ServeArgs {
             session_ttl_secs,
             log_format,
             shutdown_grace_secs,
-            db_max_connections
+            db_max_connections,
+            bot,
+            bot_company,
+            openai_model,
+            embedder
         );
         if let Some(v) = &self.public_url {
             c.public_url = Some(v.clone());
+        }
+        if let Some(v) = &self.openai_base_url {
+            c.openai_base_url = Some(v.clone());
+        }
+        if let Some(v) = &self.openai_api_key {
+            c.openai_api_key = Some(v.clone());
+        }
+        if let Some(v) = &self.models_dir {
+            c.models_dir = Some(v.clone());
         }
         Ok(c)
     }
@@ -183,6 +241,24 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("migrate")?;
             println!("database is up to date");
+        }
+        Command::Kb(KbCommand::Import(args)) => {
+            let config = args.serve.config()?;
+            init_logging(LogFormat::Text);
+            switchboard_gateway::install_crypto();
+            let db = switchboard_gateway::open_db(&config).await?;
+            let kb = switchboard_gateway::knowledge::open(&config, &db)
+                .await
+                .context("open the knowledge base")?;
+            let report = switchboard_gateway::knowledge::import_dir(
+                &kb,
+                &args.dir,
+                &args.author,
+                args.publish,
+            )
+            .await
+            .context("import")?;
+            println!("{report}");
         }
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.config()?)?);

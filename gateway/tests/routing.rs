@@ -10,6 +10,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 use switchboard_gateway::auth::Role;
+use switchboard_gateway::config::BotMode;
+
+/// Routing on its own: the virtual agent is off, so only the tests ask for people.
+async fn start(stack: Stack) -> TestServer {
+    TestServer::start_configured(stack, |c| c.bot = BotMode::Off).await
+}
 
 /// Polls `probe` until it returns `Some`, for at most 20 s (routing runs in
 /// the background; this waits for an outcome, it does not time anything).
@@ -115,7 +121,7 @@ async fn billing_setup(server: &TestServer) -> (Client, Client, Client, String, 
 }
 
 async fn decline_then_accept(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server = start(stack).await;
     let (_admin, ann, bob, ann_id, bob_id) = billing_setup(&server).await;
     let (customer, id, _) = server.customer("Carla").await;
     let (s, _) = customer
@@ -248,7 +254,7 @@ async fn decline_then_accept(stack: Stack) {
 both_stacks!(decline_then_accept_with_context, decline_then_accept);
 
 async fn presence_and_config_are_checked(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server = start(stack).await;
     server.add_user("root@example.com", Role::Admin).await;
     server.add_user("ann@example.com", Role::Agent).await;
     server
@@ -311,7 +317,7 @@ both_stacks!(presence_and_config, presence_and_config_are_checked);
 /// After a restart the router knows who holds what: an agent at capacity
 /// gets no new offer, and a waiting contact is offered again.
 async fn restart_rebuilds(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server = start(stack).await;
     let (admin, ann, _bob, ann_id, bob_id) = billing_setup(&server).await;
     // Bob goes away so that only Ann takes billing contacts; Ann takes one chat at a time.
     let (s, _) = admin
@@ -434,8 +440,8 @@ async fn two_nodes_never_assign_twice() {
     if !scaled_available() {
         return;
     }
-    let a = TestServer::start(Stack::Scaled).await;
-    let b = TestServer::start_with(a.config.clone(), None).await;
+    let a = start(Stack::Scaled).await;
+    let b = a.second_node().await;
     a.add_user("root@example.com", Role::Admin).await;
     let mut agent_ids = Vec::new();
     for n in 0..4 {

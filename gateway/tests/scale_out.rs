@@ -11,7 +11,7 @@ use common::*;
 use futures::SinkExt;
 use serde_json::json;
 use switchboard_gateway::auth::Role;
-use switchboard_gateway::config::{BusKind, Config};
+use switchboard_gateway::config::{BotMode, BusKind, Config};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,8 +19,9 @@ async fn two_nodes_serve_one_conversation() {
     if !scaled_available() {
         return;
     }
-    let node_a = TestServer::start(Stack::Scaled).await;
-    let node_b = TestServer::start_with(node_a.config.clone(), None).await;
+    // Transport only: the virtual agent would add its own replies.
+    let node_a = TestServer::start_configured(Stack::Scaled, |c| c.bot = BotMode::Off).await;
+    let node_b = node_a.second_node().await;
     node_a.add_user("a@x.io", Role::Agent).await;
 
     // The customer is connected to node B; the agent works on node A.
@@ -110,6 +111,7 @@ async fn bus_outage_delays_but_loses_nothing() {
         bus: BusKind::Nats,
         nats_url: format!("nats://127.0.0.1:{}", nats.port),
         shutdown_grace_secs: 5,
+        bot: BotMode::Off,
         ..Config::default()
     };
     let server = TestServer::start_with(config, Some(dir)).await;
@@ -170,6 +172,7 @@ async fn database_outage_is_refused_clearly_and_loses_nothing() {
     let config = Config {
         data_dir: dir.path().to_path_buf(),
         database_url: Some(url),
+        bot: BotMode::Off,
         ..Config::default()
     };
     let server = TestServer::start_with(config, Some(dir)).await;

@@ -11,7 +11,9 @@ use switchboard_gateway::auth::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn websocket_resume(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server =
+        TestServer::start_configured(stack, |c| c.bot = switchboard_gateway::config::BotMode::Off)
+            .await;
     server.add_user("a@x.io", Role::Agent).await;
     let agent = server.staff("a@x.io").await;
     let (customer, id, token) = server.customer("W").await;
@@ -182,7 +184,9 @@ async fn websocket_resume(stack: Stack) {
 both_stacks!(websocket_resume_is_exact, websocket_resume);
 
 async fn restart(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server =
+        TestServer::start_configured(stack, |c| c.bot = switchboard_gateway::config::BotMode::Off)
+            .await;
     server.add_user("a@x.io", Role::Agent).await;
     let (customer, id, token) = server.customer("R").await;
     for i in 0..20 {

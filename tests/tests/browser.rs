@@ -88,6 +88,8 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
             "SWITCHBOARD_DATA_DIR",
             state.join("data").display().to_string(),
         ),
+        // These journeys test chat transport and routing; the virtual agent has its own.
+        ("SWITCHBOARD_BOT", "off".to_string()),
     ];
     env.extend_from_slice(extra_env);
     let run = |cmd: &mut Command| {

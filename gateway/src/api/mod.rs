@@ -2,6 +2,7 @@
 
 pub mod conversations;
 pub mod error;
+pub mod knowledge;
 pub mod openapi;
 pub mod pages;
 pub mod routing;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Flips to true when the server is shutting down (long-lived connections close).
     pub shutdown: watch::Receiver<bool>,
+    /// The knowledge base.
+    pub kb: Arc<switchboard_knowledge::KnowledgeBase>,
 }
 
 /// Builds the full router.
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::agent_socket))
         .route("/openapi.json", get(openapi::document))
         .merge(webchat_routes())
+        .merge(knowledge::routes(state.kb.clone()))
         .fallback(|| async { ApiError::not_found("API route") });
 
     Router::new()

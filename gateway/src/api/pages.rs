@@ -32,6 +32,8 @@ static ASSETS: &[Asset] = &[
     asset!("/admin/users", "admin.html", "text/html; charset=utf-8"),
     asset!("/demo", "demo.html", "text/html; charset=utf-8"),
     asset!("/supervisor", "supervisor.html", "text/html; charset=utf-8"),
+    asset!("/kb", "kb.html", "text/html; charset=utf-8"),
+    asset!("/static/kb.js", "kb.js", "text/javascript; charset=utf-8"),
     asset!(
         "/admin/routing",
         "routing-admin.html",

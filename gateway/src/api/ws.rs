@@ -305,12 +305,22 @@ pub async fn publish_typing(
     by: switchboard_bus::Participant,
     active: bool,
 ) {
+    publish_typing_on(state.bus.as_ref(), conversation, by, active).await;
+}
+
+/// [`publish_typing`] for callers that hold only the bus (the virtual agent).
+pub async fn publish_typing_on(
+    bus: &dyn switchboard_bus::Bus,
+    conversation: ConversationId,
+    by: switchboard_bus::Participant,
+    active: bool,
+) {
     let env = Envelope::new(
         conversation,
         0,
         switchboard_bus::Event::Typing { by, active },
     );
-    if let Err(e) = state.bus.publish(&env).await {
+    if let Err(e) = bus.publish(&env).await {
         tracing::debug!(error = %e, "typing indicator not published");
     }
 }

@@ -70,7 +70,7 @@ pub fn spawn(
             if *shutdown.borrow() {
                 return;
             }
-            match Leadership::acquire(&db).await {
+            match Leadership::acquire(&db, LEADER_LOCK).await {
                 Ok(Some(lease)) => {
                     tracing::info!(node = %node, "this node now routes conversations (routing leader)");
                     metrics::gauge!("switchboard_routing_leader").set(1.0);
@@ -111,27 +111,29 @@ pub enum RoutingError {
 
 /// Proof of leadership: nothing for SQLite, the connection holding the
 /// advisory lock for PostgreSQL (closing it releases the lock).
-enum Leadership {
+pub(crate) enum Leadership {
     Single,
     Locked(sqlx::AnyConnection),
 }
 
 impl Leadership {
-    async fn acquire(db: &Db) -> Result<Option<Leadership>, DbError> {
+    /// Takes the advisory lock `key` (always granted on SQLite: one node).
+    pub(crate) async fn acquire(db: &Db, key: i64) -> Result<Option<Leadership>, DbError> {
         if db.backend() == Backend::Sqlite {
             return Ok(Some(Leadership::Single));
         }
         // A detached connection: dropping it closes it, which releases the lock.
         let mut conn = db.pool().acquire().await?.detach();
         let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS ok")
-            .bind(LEADER_LOCK)
+            .bind(key)
             .fetch_one(&mut conn)
             .await?;
         let ok: bool = row.try_get("ok")?;
         Ok(ok.then_some(Leadership::Locked(conn)))
     }
 
-    async fn check(&mut self) -> bool {
+    /// Whether the lock is still held (its connection still answers).
+    pub(crate) async fn check(&mut self) -> bool {
         match self {
             Leadership::Single => true,
             Leadership::Locked(conn) => {
@@ -170,6 +172,8 @@ struct Leader {
     presence_versions: HashMap<AgentId, i64>,
     presence_polled_at: i64,
     config_version: i64,
+    /// Languages some agent lists (see `reload_config`).
+    languages: std::collections::BTreeSet<Language>,
     /// Inputs produced by carrying out outputs (e.g. an assignment that lost a race).
     followups: VecDeque<Input>,
 }
@@ -188,6 +192,7 @@ impl Leader {
             presence_versions: HashMap::new(),
             presence_polled_at: 0,
             config_version: -1,
+            languages: std::collections::BTreeSet::new(),
             followups: VecDeque::new(),
         })
     }
@@ -298,6 +303,12 @@ impl Leader {
             .into_iter()
             .map(|p| (p.id, p))
             .collect();
+        // Language routing is on for the languages some agent lists; an agent
+        // who lists none takes any of them.
+        self.languages = profiles
+            .values()
+            .flat_map(|p| p.languages.iter().cloned())
+            .collect();
         for user in self.db.users().await? {
             if !user.active || !user.role.can(Permission::WorkConversations) {
                 if self.router.agent_snapshot(&user.id).is_ok() {
@@ -309,10 +320,13 @@ impl Leader {
                 }
                 continue;
             }
-            let profile = profiles
+            let mut profile = profiles
                 .get(&user.id)
                 .cloned()
                 .unwrap_or_else(|| switchboard_router::AgentProfile::new(user.id));
+            if profile.languages.is_empty() {
+                profile.languages = self.languages.clone();
+            }
             self.feed(Input::UpsertAgent(profile)).await;
         }
         self.config_version = version;
@@ -445,7 +459,11 @@ impl Leader {
         if c.tags.iter().any(|t| t.eq_ignore_ascii_case("vip")) {
             req.priority = Priority(1);
         }
-        req.language = language.filter(|l| !l.is_empty()).map(Language::new);
+        // A language no agent lists is not a requirement (nobody could ever take the contact).
+        req.language = language
+            .filter(|l| !l.is_empty())
+            .map(Language::new)
+            .filter(|l| self.languages.contains(l));
         req.topic = intent.filter(|i| !i.is_empty()).map(Topic::new);
         self.feed(Input::ContactArrived(req)).await;
     }

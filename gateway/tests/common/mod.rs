@@ -102,6 +102,11 @@ impl TestServer {
 
     /// A new server on a new, empty store.
     pub async fn start(stack: Stack) -> Self {
+        Self::start_configured(stack, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with configuration changes.
+    pub async fn start_configured(stack: Stack, change: impl FnOnce(&mut Config)) -> Self {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let (url, stream) = match stack {
             Stack::Embedded => (None, String::new()),
@@ -110,7 +115,8 @@ impl TestServer {
                 format!("SBT_{}", uuid::Uuid::new_v4().simple()),
             ),
         };
-        let config = Self::config_for(stack, dir.path().to_path_buf(), url, &stream);
+        let mut config = Self::config_for(stack, dir.path().to_path_buf(), url, &stream);
+        change(&mut config);
         Self::start_with(config, Some(dir)).await
     }
 
@@ -177,6 +183,16 @@ impl TestServer {
     }
 
     /// Stops and starts again on the same store (new port).
+    /// Another node on the same database and bus, with a data directory of its own.
+    pub async fn second_node(&self) -> Self {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..self.config.clone()
+        };
+        Self::start_with(config, Some(dir)).await
+    }
+
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         let dir = self._dir.take();

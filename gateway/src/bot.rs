@@ -1,0 +1,312 @@
+//! The virtual agent on the bus: answers customers' messages from the
+//! knowledge base ([`switchboard_nlu::Agent`]) until a person is needed.
+//!
+//! It joins every web-chat conversation that has no agent and is not
+//! waiting for one. For each customer message it runs one turn and appends,
+//! in one atomic write, what staff need to see (`bot_turn`: intent, decision,
+//! reason, citations, the full trace), the reply, and — when it escalates —
+//! a `handoff_requested` with the context, which the router picks up.
+//!
+//! Like routing, one node runs it (a PostgreSQL advisory lock of its own;
+//! always this node on SQLite). A turn's write carries the customer
+//! message's event id as its idempotency key, so a message seen twice is
+//! answered once. Each conversation's memory ([`ConversationState`]:
+//! language, clarification and misunderstanding counts, transcript) is
+//! stored with the turn, so a restart or a new leader carries on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sqlx::Row;
+use switchboard_bus::{
+    Bus, Channel, Conversation, ConversationId, ConversationStatus, Envelope, Event, Participant,
+    StartAt,
+};
+use switchboard_nlu::llm::local::LocalLlm;
+use switchboard_nlu::llm::openai::{OpenAiConfig, OpenAiLlm};
+use switchboard_nlu::{
+    Action, Agent, AgentConfig, ConversationState, GenerationMode, Llm, TurnOutcome,
+};
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::config::{BotMode, Config};
+use crate::db::{Db, DbError, ms};
+use crate::routing::Leadership;
+use crate::writer::{AppendError, Writer};
+
+/// Advisory lock key held by the node that runs the virtual agent.
+const BOT_LOCK: i64 = 0x5357_4244_4254; // "SWBDBT"
+/// Turns running at once (each is mostly retrieval; a local model uses both cores).
+const CONCURRENT_TURNS: usize = 8;
+
+/// Builds the virtual agent for this configuration (`None` when switched off).
+pub async fn agent(
+    config: &Config,
+    retriever: Arc<dyn switchboard_nlu::Retriever>,
+) -> Result<Option<Arc<Agent>>, BotError> {
+    let mut cfg = AgentConfig {
+        company: config.bot_company.clone(),
+        ..AgentConfig::default()
+    };
+    let llm: Option<Arc<dyn Llm>> = match config.bot {
+        BotMode::Off => return Ok(None),
+        BotMode::Extractive => None,
+        BotMode::Local => {
+            let models = crate::knowledge::models(config);
+            let llm = tokio::task::spawn_blocking(move || {
+                let dir = models
+                    .ensure(switchboard_models::ModelId::SmolLm2_135mInstruct)
+                    .map_err(|e| e.to_string())?;
+                LocalLlm::load_dir(&dir).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| BotError(e.to_string()))?
+            .map_err(|e| {
+                BotError(format!(
+                    "the local language model could not be loaded: {e}. Run scripts/setup, or start with --bot extractive"
+                ))
+            })?;
+            cfg.mode = GenerationMode::Llm;
+            Some(Arc::new(llm))
+        }
+        BotMode::Openai => {
+            let base_url = config
+                .openai_base_url
+                .clone()
+                .ok_or_else(|| BotError("--bot openai needs --openai-base-url".into()))?;
+            cfg.mode = GenerationMode::Llm;
+            Some(Arc::new(OpenAiLlm::new(&OpenAiConfig {
+                base_url,
+                model: config.openai_model.clone(),
+                api_key: config.openai_api_key.clone().unwrap_or_default(),
+            })))
+        }
+    };
+    Ok(Some(Arc::new(Agent::new(cfg, retriever, llm))))
+}
+
+/// Why the virtual agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("virtual agent: {0}")]
+pub struct BotError(pub String);
+
+/// Starts the virtual agent's task: it takes the bot lock when it can and
+/// answers until shutdown.
+pub fn spawn(
+    db: Db,
+    writer: Writer,
+    bus: Arc<dyn Bus>,
+    agent: Arc<Agent>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match Leadership::acquire(&db, BOT_LOCK).await {
+                Ok(Some(lease)) => {
+                    tracing::info!("this node runs the virtual agent");
+                    let runner = Runner {
+                        db: db.clone(),
+                        writer: writer.clone(),
+                        agent: agent.clone(),
+                        bus: bus.clone(),
+                        locks: Arc::new(Mutex::new(HashMap::new())),
+                        slots: Arc::new(Semaphore::new(CONCURRENT_TURNS)),
+                    };
+                    if let Err(e) = runner.run(lease, bus.as_ref(), &mut shutdown).await {
+                        tracing::warn!(error = %e, "virtual agent stopped; retrying");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot check the virtual agent's lock"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
+
+#[derive(Clone)]
+struct Runner {
+    db: Db,
+    writer: Writer,
+    agent: Arc<Agent>,
+    bus: Arc<dyn Bus>,
+    /// One turn at a time per conversation, in message order.
+    locks: Arc<Mutex<HashMap<ConversationId, Arc<Mutex<()>>>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Runner {
+    async fn run(
+        &self,
+        mut lease: Leadership,
+        bus: &dyn Bus,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let mut sub = bus
+            .subscribe(StartAt::Live)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                _ = check.tick() => {
+                    if !lease.check().await {
+                        return Err("lost the virtual agent's lock".into());
+                    }
+                }
+                delivery = sub.next() => match delivery {
+                    Some(Ok(d)) => self.on_event(d.envelope).await,
+                    Some(Err(e)) => tracing::warn!(error = %e, "virtual agent: bus delivery failed"),
+                    None => return Err("bus subscription ended".into()),
+                },
+            }
+        }
+    }
+
+    async fn on_event(&self, env: Envelope) {
+        let Event::MessageAdded {
+            from: Participant::Customer(_),
+            text,
+            ..
+        } = &env.event
+        else {
+            return;
+        };
+        let text = text.clone();
+        let me = self.clone();
+        // Take the conversation's lock before spawning, so turns keep message order.
+        let lock = {
+            let mut locks = self.locks.lock().await;
+            if locks.len() > 10_000 {
+                locks.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            locks.entry(env.conversation_id).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        tokio::spawn(async move {
+            let _guard = guard;
+            let Ok(_slot) = me.slots.acquire().await else {
+                return;
+            };
+            if let Err(e) = me.turn(&env, &text).await {
+                tracing::warn!(conversation = %env.conversation_id, error = %e, "virtual agent turn failed");
+            }
+        });
+    }
+
+    async fn turn(&self, env: &Envelope, text: &str) -> Result<(), String> {
+        let id = env.conversation_id;
+        let Some(c) = self.db.conversation(id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if !bot_serves(&c) {
+            return Ok(());
+        }
+        let mut state = match load_state(&self.db, id).await.map_err(|e| e.to_string())? {
+            Some(s) => s,
+            None => ConversationState::new(c.contact.id),
+        };
+        crate::api::ws::publish_typing_on(self.bus.as_ref(), id, Participant::Bot, true).await;
+        let outcome = self.agent.turn(&mut state, text).await;
+        crate::api::ws::publish_typing_on(self.bus.as_ref(), id, Participant::Bot, false).await;
+        metrics::counter!("switchboard_bot_turns_total", "decision" => decision_name(&outcome))
+            .increment(1);
+        let events = turn_events(&outcome);
+        let key = format!("bot:{}", env.id);
+        let appended = self
+            .writer
+            .append(
+                id,
+                Some(key),
+                Box::new(move |c| {
+                    let c = c.ok_or(AppendError::NotFound)?;
+                    if !bot_serves(c) {
+                        return Ok(vec![]); // a person took over meanwhile
+                    }
+                    Ok(events.clone())
+                }),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !appended.events.is_empty() {
+            save_state(&self.db, id, &state)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the virtual agent answers in this conversation now.
+fn bot_serves(c: &Conversation) -> bool {
+    c.status == ConversationStatus::Open
+        && c.assignee.is_none()
+        && !c.awaiting_agent
+        && c.channel == Channel::WebChat
+}
+
+fn decision_name(o: &TurnOutcome) -> &'static str {
+    match o.trace.decision.action {
+        Action::Answer => "answer",
+        Action::Clarify => "clarify",
+        Action::Escalate { .. } => "escalate",
+        Action::Decline { .. } => "decline",
+        Action::SmallTalk { .. } => "small_talk",
+    }
+}
+
+/// The events of one turn: the trace for staff, the reply, the handoff.
+fn turn_events(o: &TurnOutcome) -> Vec<Event> {
+    let mut events = vec![Event::BotTurn {
+        intent: o.trace.intent.clone(),
+        decision: decision_name(o).to_string(),
+        reason: o.trace.decision.reason.clone(),
+        citations: o
+            .citations
+            .iter()
+            .map(|c| format!("{} ({}, v{})", c.title, c.article_id, c.version))
+            .collect(),
+        trace: serde_json::to_value(&o.trace).unwrap_or(serde_json::Value::Null),
+    }];
+    events.extend(o.events());
+    events
+}
+
+async fn load_state(db: &Db, id: ConversationId) -> Result<Option<ConversationState>, DbError> {
+    let row = sqlx::query("SELECT state FROM bot_state WHERE conversation_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    match row {
+        Some(r) => {
+            let json: String = r.try_get("state")?;
+            serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| DbError::Corrupt(format!("bot state: {e}")))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn save_state(db: &Db, id: ConversationId, state: &ConversationState) -> Result<(), DbError> {
+    let json = serde_json::to_string(state).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO bot_state (conversation_id, state, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (conversation_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(id.to_string())
+    .bind(json)
+    .bind(ms(chrono::Utc::now()))
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}

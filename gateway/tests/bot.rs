@@ -1,0 +1,165 @@
+//! The virtual agent in the product: it answers web-chat customers from the
+//! published knowledge base with citations (real MiniLM embeddings, the
+//! sample knowledge base in nlu/eval/kb), records why, and hands over to a
+//! person with the context — which routing then offers to an agent.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard_gateway::auth::Role;
+
+async fn events(c: &Client, path: &str) -> Vec<Value> {
+    let (s, body) = c.get(path).await;
+    assert_eq!(s, 200, "{body}");
+    body["events"].as_array().unwrap().clone()
+}
+
+/// Waits (up to 30 s) until the conversation holds `n` bot messages.
+async fn bot_messages(staff: &Client, id: &str, n: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        let all = events(staff, &format!("/api/conversations/{id}/events")).await;
+        let bot: Vec<Value> = all
+            .into_iter()
+            .filter(|e| {
+                e["event"]["type"] == "message_added" && e["event"]["from"]["kind"] == "bot"
+            })
+            .collect();
+        if bot.len() >= n {
+            return bot;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the virtual agent did not answer");
+}
+
+fn sample_kb() -> Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nlu/eval/kb");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        files.push(json!({
+            "name": path.file_name().unwrap().to_string_lossy(),
+            "content": std::fs::read_to_string(&path).unwrap(),
+        }));
+    }
+    json!({"files": files, "publish": true})
+}
+
+async fn answers_then_hands_off(stack: Stack) {
+    let server = TestServer::start(stack).await;
+    server
+        .add_user("kim@example.com", Role::KnowledgeManager)
+        .await;
+    let ann_id = server.add_user("ann@example.com", Role::Agent).await;
+    let kim = server.staff("kim@example.com").await;
+    let ann = server.staff("ann@example.com").await;
+    let (s, report) = kim.post("/api/kb/import", sample_kb()).await;
+    assert_eq!(s, 200, "{report}");
+    assert!(
+        report["created"].as_array().unwrap().len() >= 10,
+        "{report}"
+    );
+    let (s, _) = ann
+        .put("/api/routing/me/presence", json!({"state": "available"}))
+        .await;
+    assert_eq!(s, 200);
+
+    let (customer, id, _) = server.customer("Carla").await;
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "How much does the World Pass cost per day?", "client_msg_id": "q1"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let reply = bot_messages(&ann, &id, 1).await;
+    let text = reply[0]["event"]["text"].as_str().unwrap();
+    assert!(text.contains("€5"), "the answer states the price: {text}");
+
+    // Staff see why: intent, decision, the article cited, the trace.
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let turn = all
+        .iter()
+        .find(|e| e["event"]["type"] == "bot_turn")
+        .expect("bot_turn recorded");
+    assert_eq!(turn["event"]["decision"], "answer", "{turn}");
+    let cited = turn["event"]["citations"].as_array().unwrap();
+    assert!(
+        cited
+            .iter()
+            .any(|c| c.as_str().unwrap().contains("Roaming abroad")),
+        "{turn}"
+    );
+    assert!(turn["event"]["trace"]["passages"].is_array());
+    // The customer sees the reply but not the reasoning.
+    let seen = events(
+        &customer,
+        &format!("/api/webchat/conversations/{id}/events"),
+    )
+    .await;
+    assert!(seen.iter().all(|e| e["event"]["type"] != "bot_turn"));
+    assert!(seen.iter().any(|e| e["event"]["from"]["kind"] == "bot"));
+
+    // Asking for a person escalates with the context, and routing offers it.
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "I want to talk to a human please", "client_msg_id": "q2"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    bot_messages(&ann, &id, 2).await;
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let handoff = all
+        .iter()
+        .find(|e| e["event"]["type"] == "handoff_requested")
+        .expect("handoff");
+    assert_eq!(handoff["event"]["reason"], "customer_request", "{handoff}");
+    let ctx = &handoff["event"]["context"];
+    assert_eq!(ctx["language"], "en");
+    let transcript: Vec<&str> = ctx["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        transcript.contains(&"How much does the World Pass cost per day?"),
+        "{ctx}"
+    );
+    let offered = {
+        let mut found = None;
+        for _ in 0..200 {
+            let (_, me) = ann.get("/api/routing/me").await;
+            if let Some(o) = me["offers"].as_array().unwrap().first() {
+                found = Some(o.clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("the handoff reached the agent as an offer")
+    };
+    assert_eq!(offered["conversation_id"], id.as_str());
+    let _ = ann_id;
+
+    // While waiting for a person the bot stays quiet.
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "Hello? How much is the World Pass?", "client_msg_id": "q3"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let bots = all
+        .iter()
+        .filter(|e| e["event"]["type"] == "message_added" && e["event"]["from"]["kind"] == "bot")
+        .count();
+    assert_eq!(bots, 2, "no bot reply after the handoff");
+}
+both_stacks!(bot_answers_then_hands_off, answers_then_hands_off);
