@@ -143,6 +143,7 @@ pub enum ServerEvent {
 
 enum Command {
     Ring(CallHandle),
+    Progress(CallHandle),
     Answer(CallHandle),
     Reject(CallHandle, u16),
     Hangup(CallHandle),
@@ -289,7 +290,13 @@ impl VoiceServer {
         self.send(Command::Ring(call))
     }
 
-    /// Answers (allocates RTP ports, sends 200 OK with SDP).
+    /// Sends 183 Session Progress with SDP and starts media before the
+    /// answer (early media: play a prompt or ringback without answering).
+    pub fn progress(&self, call: CallHandle) -> Result<(), ServerClosed> {
+        self.send(Command::Progress(call))
+    }
+
+    /// Answers (allocates RTP ports unless early media has them, sends 200 OK with SDP).
     pub fn answer(&self, call: CallHandle) -> Result<(), ServerClosed> {
         self.send(Command::Answer(call))
     }
@@ -522,11 +529,29 @@ impl Signalling {
                 let _ = reply.send(lock(&self.media).get(&call).map(|m| m.session.stats()));
                 return;
             }
-            Command::Answer(call) => match self.allocate().await {
+            Command::Answer(call) if lock(&self.media).contains_key(&call) => {
+                // Early media already runs: answer on the same RTP port.
+                let port = lock(&self.media).get(&call).map_or(0, |m| m.port);
+                let local = SocketAddr::new(self.rtp_ip, port);
+                (
+                    call,
+                    self.endpoint
+                        .answer(now, call, local)
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            Command::Progress(call) | Command::Answer(call) => match self.allocate().await {
                 Ok((port, rtp, rtcp)) => {
                     let local = SocketAddr::new(self.rtp_ip, port);
                     answering.insert(call, (port, rtp, rtcp));
-                    match self.endpoint.answer(Instant::now(), call, local) {
+                    let result = if matches!(c, Command::Progress(_)) {
+                        self.endpoint
+                            .progress(Instant::now(), call, local)
+                            .map(|_| ())
+                    } else {
+                        self.endpoint.answer(Instant::now(), call, local)
+                    };
+                    match result {
                         Ok(()) => (call, Ok(())),
                         Err(e) => {
                             if let Some((port, ..)) = answering.remove(&call) {

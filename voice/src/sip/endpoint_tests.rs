@@ -733,3 +733,34 @@ fn bye_in_early_dialog_ends_the_invite_with_487() {
         }]
     );
 }
+
+#[test]
+fn early_media_183_then_answer_on_the_same_port() {
+    let mut h = Harness::new();
+    h.input(&invite("z9hG4bKem", "cem", OFFER, ""));
+    h.sent();
+    let call = h.offered();
+    let media = h.ep.progress(h.now, call, rtp_addr()).unwrap();
+    assert_eq!(media.remote_rtp, Some("127.0.0.1:6000".parse().unwrap()));
+    let sent = h.sent();
+    let r183 = response_of(&sent, 183);
+    let sdp183 = SessionDescription::parse(&r183.body).unwrap();
+    assert_eq!(sdp183.media[0].port, 30000);
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::MediaUpdated { .. }]
+    ));
+    h.ep.answer(h.now, call, rtp_addr()).unwrap();
+    let ok = response_of(&h.sent(), 200);
+    assert_eq!(to_tag(&ok), to_tag(&r183), "same dialog");
+    assert_eq!(
+        SessionDescription::parse(&ok.body).unwrap().media[0].port,
+        30000
+    );
+    // Without an offer there is nothing to answer early.
+    h.input(&invite("z9hG4bKem2", "cem2", "", ""));
+    h.sent();
+    h.events();
+    let c2 = CallHandle(2);
+    assert!(h.ep.progress(h.now, c2, rtp_addr()).is_err());
+}
