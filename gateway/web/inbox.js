@@ -455,6 +455,10 @@
         return `Offer to ${agentName(idOf(ev.agent))} withdrawn: ${asText(ev.reason).replace(/_/g, ' ')}`;
       case 'dequeued':
         return `Left queue ${asText(ev.queue)}: ${asText(ev.reason).replace(/_/g, ' ')}`;
+      case 'bot_turn': {
+        const cites = Array.isArray(ev.citations) && ev.citations.length ? ` · cited: ${ev.citations.map(asText).join('; ')}` : '';
+        return `Virtual agent: ${asText(ev.decision).replace(/_/g, ' ')} (intent ${asText(ev.intent)}) — ${asText(ev.reason)}${cites}`;
+      }
       case 'wrap_up_done':
         return `${agentName(idOf(ev.agent))} finished after-contact work`;
       case 'tags_changed': {
