@@ -31,6 +31,36 @@
 //!   pair per call from a port range, and one 20 ms media clock task for
 //!   every call, with a channel-based API for the application.
 
+//! ## Example: the sans-IO endpoint
+//!
+//! ```
+//! use std::time::Instant;
+//! use switchboard_voice::sip::endpoint::{Endpoint, EndpointConfig, Event, Transport};
+//! use switchboard_voice::sip::message::Message;
+//!
+//! let t0 = Instant::now();
+//! let mut ep = Endpoint::new(EndpointConfig::new("127.0.0.1:5060".parse().unwrap()), t0);
+//! let phone = "127.0.0.1:5070".parse().unwrap();
+//! let invite = "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
+//! Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+//! From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:100@127.0.0.1>\r\n\
+//! Call-ID: doc-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+//! ep.handle_input(t0, Transport::Udp, phone, invite.as_bytes());
+//! let Some(Event::CallOffered { call, info }) = ep.poll_event() else { panic!() };
+//! assert_eq!(info.to.user.as_deref(), Some("100"));
+//! ep.answer(t0, call, "127.0.0.1:20000".parse().unwrap()).unwrap();
+//! // 100 Trying, then 200 OK carrying our SDP offer (the INVITE had none).
+//! let sent: Vec<u16> = std::iter::from_fn(|| ep.poll_transmit())
+//!     .filter_map(|t| match Message::parse(&t.data) {
+//!         Ok(Message::Response(r)) => Some(r.status),
+//!         _ => None,
+//!     })
+//!     .collect();
+//! assert_eq!(sent, vec![100, 200]);
+//! // Until the ACK comes, the 200 is retransmitted when the deadline passes.
+//! assert!(ep.poll_timeout().is_some());
+//! ```
+
 pub mod media;
 pub mod pipeline;
 pub mod sdp;
