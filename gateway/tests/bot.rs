@@ -163,3 +163,48 @@ async fn answers_then_hands_off(stack: Stack) {
     assert_eq!(bots, 2, "no bot reply after the handoff");
 }
 both_stacks!(bot_answers_then_hands_off, answers_then_hands_off);
+
+/// A question the knowledge base cannot answer shows up in the gaps view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_questions_are_listed_as_gaps() {
+    let server = TestServer::start(Stack::Embedded).await;
+    server
+        .add_user("kim@example.com", Role::KnowledgeManager)
+        .await;
+    server.add_user("ann@example.com", Role::Agent).await;
+    let kim = server.staff("kim@example.com").await;
+    let ann = server.staff("ann@example.com").await;
+    let (s, _) = kim.post("/api/kb/import", sample_kb()).await;
+    assert_eq!(s, 200);
+    let question = "How do I set up voicemail greetings on my phone?";
+    let (customer, id, _) = server.customer("Gus").await;
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": question, "client_msg_id": "g1"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    bot_messages(&ann, &id, 1).await;
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let turn = all
+        .iter()
+        .find(|e| e["event"]["type"] == "bot_turn")
+        .unwrap();
+    assert_ne!(
+        turn["event"]["decision"], "answer",
+        "no article covers this: {turn}"
+    );
+    let (s, gaps) = kim.get("/api/kb/gaps").await;
+    assert_eq!(s, 200, "{gaps}");
+    let gap = gaps["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["question"] == question)
+        .unwrap_or_else(|| panic!("listed as a gap: {gaps}"));
+    assert_eq!(gap["count"], 1);
+    assert_eq!(gap["conversations"][0], id.as_str());
+    let (s, _) = ann.get("/api/kb/gaps").await;
+    assert_eq!(s, 403, "agents do not manage knowledge");
+}

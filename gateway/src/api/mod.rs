@@ -2,6 +2,7 @@
 
 pub mod conversations;
 pub mod error;
+pub mod gaps;
 pub mod knowledge;
 pub mod openapi;
 pub mod pages;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             post(routing::wrap_up_done),
         )
         .route("/conversations/{id}/transfer", post(routing::transfer))
+        .route("/kb/gaps", get(gaps::gaps))
         .route("/routing/me", get(routing::me))
         .route(
             "/routing/me/presence",

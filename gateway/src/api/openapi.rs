@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{conversations, error, routing, users, webchat};
+use super::{conversations, error, gaps, knowledge, routing, users, webchat};
 
 struct Security;
 
@@ -35,7 +35,10 @@ impl Modify for Security {
         webchat::start, webchat::events, webchat::send, routing::customer_handoff,
         routing::me, routing::set_my_presence, routing::set_agent_presence, routing::accept, routing::decline,
         routing::wrap_up_done, routing::transfer, routing::snapshot, routing::queues, routing::put_queue,
-        routing::delete_queue, routing::get_agent, routing::put_agent,
+        routing::delete_queue, routing::get_agent, routing::put_agent, gaps::gaps,
+        knowledge::list, knowledge::create, knowledge::get_one, knowledge::update, knowledge::publish,
+        knowledge::unpublish, knowledge::archive, knowledge::rollback, knowledge::versions, knowledge::version,
+        knowledge::diff, knowledge::search, knowledge::import, knowledge::reindex,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&Security),
