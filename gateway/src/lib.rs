@@ -143,7 +143,7 @@ pub async fn serve_on(
     );
     let kb = knowledge::open(&config, &db).await?;
     let agent = bot::agent(&config, Arc::new(knowledge::KbRetriever(kb.clone()))).await?;
-    let bot_task = agent.map(|agent| {
+    let bot_task = agent.clone().map(|agent| {
         bot::spawn(
             db.clone(),
             writer.clone(),
@@ -162,6 +162,7 @@ pub async fn serve_on(
         metrics,
         shutdown: shutdown_rx,
         kb,
+        bot: agent,
     };
     let base = config.base_url();
     tracing::info!(

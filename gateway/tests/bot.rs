@@ -207,4 +207,16 @@ async fn unanswered_questions_are_listed_as_gaps() {
     assert_eq!(gap["conversations"][0], id.as_str());
     let (s, _) = ann.get("/api/kb/gaps").await;
     assert_eq!(s, 403, "agents do not manage knowledge");
+
+    // The knowledge manager tries a question: decision, answer and passages, nothing stored.
+    let (s, tried) = kim
+        .post(
+            "/api/kb/try",
+            json!({"question": "How much does the World Pass cost per day?"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{tried}");
+    assert_eq!(tried["decision"], "answer");
+    assert!(tried["reply"].as_str().unwrap().contains("€5"), "{tried}");
+    assert!(!tried["trace"]["passages"].as_array().unwrap().is_empty());
 }

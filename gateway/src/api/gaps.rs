@@ -157,6 +157,67 @@ pub async fn gaps(
     Ok(Json(GapList { gaps, turns }))
 }
 
+/// A question to try on the virtual agent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TryBody {
+    /// The question, as a customer would write it.
+    pub question: String,
+}
+
+/// What the virtual agent would do with a question.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TryResult {
+    /// The reply it would send.
+    pub reply: String,
+    /// `answer`, `clarify`, `escalate`, `decline` or `small_talk`.
+    pub decision: String,
+    /// Why.
+    pub reason: String,
+    /// The full trace: understanding, passages with scores, grounding, timings.
+    #[schema(value_type = Object)]
+    pub trace: serde_json::Value,
+}
+
+#[utoipa::path(post, path = "/api/kb/try", tag = "knowledge", request_body = TryBody,
+    responses((status = 200, body = TryResult), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// Runs the virtual agent on a question as a new conversation, without
+/// storing anything: the passages it finds, its decision and its answer.
+pub async fn try_question(
+    State(state): State<AppState>,
+    staff: Staff,
+    super::error::ApiJson(body): super::error::ApiJson<TryBody>,
+) -> Result<Json<TryResult>, ApiError> {
+    if !matches!(
+        staff.user.role,
+        Role::KnowledgeManager | Role::Analyst | Role::Admin | Role::Supervisor
+    ) {
+        return Err(ApiError::forbidden(
+            "knowledge managers, supervisors, analysts and admins only",
+        ));
+    }
+    let question = super::check_text(&body.question)?;
+    let Some(agent) = state.bot.clone() else {
+        return Err(ApiError::conflict(
+            "the virtual agent is switched off (--bot off)",
+        ));
+    };
+    let mut conv = switchboard_nlu::ConversationState::new(switchboard_bus::ContactId::new());
+    let outcome = agent.turn(&mut conv, &question).await;
+    let decision = match outcome.trace.decision.action {
+        switchboard_nlu::Action::Answer => "answer",
+        switchboard_nlu::Action::Clarify => "clarify",
+        switchboard_nlu::Action::Escalate { .. } => "escalate",
+        switchboard_nlu::Action::Decline { .. } => "decline",
+        switchboard_nlu::Action::SmallTalk { .. } => "small_talk",
+    };
+    Ok(Json(TryResult {
+        reply: outcome.reply.clone(),
+        decision: decision.into(),
+        reason: outcome.trace.decision.reason.clone(),
+        trace: serde_json::to_value(&outcome.trace).unwrap_or(serde_json::Value::Null),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The knowledge base.
     pub kb: Arc<switchboard_knowledge::KnowledgeBase>,
+    /// The virtual agent (`None` when switched off).
+    pub bot: Option<Arc<switchboard_nlu::Agent>>,
 }
 
 /// Builds the full router.
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/conversations/{id}/transfer", post(routing::transfer))
         .route("/kb/gaps", get(gaps::gaps))
+        .route("/kb/try", post(gaps::try_question))
         .route("/routing/me", get(routing::me))
         .route(
             "/routing/me/presence",

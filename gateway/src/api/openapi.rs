@@ -35,7 +35,7 @@ impl Modify for Security {
         webchat::start, webchat::events, webchat::send, routing::customer_handoff,
         routing::me, routing::set_my_presence, routing::set_agent_presence, routing::accept, routing::decline,
         routing::wrap_up_done, routing::transfer, routing::snapshot, routing::queues, routing::put_queue,
-        routing::delete_queue, routing::get_agent, routing::put_agent, gaps::gaps,
+        routing::delete_queue, routing::get_agent, routing::put_agent, gaps::gaps, gaps::try_question,
         knowledge::list, knowledge::create, knowledge::get_one, knowledge::update, knowledge::publish,
         knowledge::unpublish, knowledge::archive, knowledge::rollback, knowledge::versions, knowledge::version,
         knowledge::diff, knowledge::search, knowledge::import, knowledge::reindex,
