@@ -56,6 +56,9 @@ pub struct AppState {
     pub bot: Option<Arc<switchboard_nlu::Agent>>,
 }
 
+/// Largest knowledge-base request (an article or an import of several files).
+pub const KNOWLEDGE_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Builds the full router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -114,7 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::agent_socket))
         .route("/openapi.json", get(openapi::document))
         .merge(webchat_routes())
-        .merge(knowledge::routes(state.kb.clone()))
+        // Articles and folder imports are larger than chat messages.
+        .merge(
+            knowledge::routes(state.kb.clone()).layer(DefaultBodyLimit::max(KNOWLEDGE_BODY_BYTES)),
+        )
         .fallback(|| async { ApiError::not_found("API route") });
 
     Router::new()
