@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (server, mut events) = VoiceServer::start(ServerConfig::local(addr)).await?;
     println!("listening on {} (udp+tcp)", server.local_addr());
     let mut digits: HashMap<_, String> = HashMap::new();
+    let mut limits = HashMap::new();
     while let Some(ev) = events.recv().await {
         println!("{ev:?}");
         match ev {
@@ -92,10 +93,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 server.ring(call)?;
                 server.answer(call)?;
                 let s = server.clone();
-                tokio::spawn(async move {
+                let limit = tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(max_secs)).await;
                     let _ = s.hangup(call);
                 });
+                limits.insert(call, limit);
             }
             ServerEvent::CallEstablished { call } => {
                 server.play(call, &prompt);
@@ -118,6 +120,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             ServerEvent::CallEnded { call, .. } => {
                 digits.remove(&call);
+                if let Some(limit) = limits.remove(&call) {
+                    limit.abort();
+                }
             }
             _ => {}
         }

@@ -217,6 +217,23 @@ pub enum Event {
     },
 }
 
+/// Sizes of an endpoint's tables (see [`Endpoint::state_sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateSizes {
+    /// Live calls.
+    pub calls: usize,
+    /// Dialog index entries.
+    pub dialogs: usize,
+    /// Server transactions still absorbing retransmissions.
+    pub server_transactions: usize,
+    /// Client transactions in progress.
+    pub client_transactions: usize,
+    /// Scheduled timer entries (including stale ones not yet discarded).
+    pub timers: usize,
+    /// Registration bindings.
+    pub bindings: usize,
+}
+
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -488,6 +505,18 @@ impl Endpoint {
     /// Number of live calls.
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Sizes of the endpoint's internal tables, for metrics and leak checks.
+    pub fn state_sizes(&self) -> StateSizes {
+        StateSizes {
+            calls: self.calls.len(),
+            dialogs: self.dialogs.len(),
+            server_transactions: self.server.len(),
+            client_transactions: self.client.len(),
+            timers: self.timers.len(),
+            bindings: self.bindings.values().map(Vec::len).sum(),
+        }
     }
 
     /// Current bindings of an address of record (`user@domain`).

@@ -764,3 +764,54 @@ fn early_media_183_then_answer_on_the_same_port() {
     let c2 = CallHandle(2);
     assert!(h.ep.progress(h.now, c2, rtp_addr()).is_err());
 }
+
+#[test]
+fn completed_calls_leave_no_state_behind() {
+    let mut h = Harness::new();
+    for i in 0..300 {
+        let id = format!("leak{i}");
+        let (call, tag) = answered_call(&mut h, &id);
+        h.input(&in_dialog(
+            "ACK",
+            &format!("z9hG4bKla{i}"),
+            &id,
+            &tag,
+            1,
+            "",
+            "",
+        ));
+        if i % 2 == 0 {
+            h.input(&in_dialog(
+                "BYE",
+                &format!("z9hG4bKlb{i}"),
+                &id,
+                &tag,
+                2,
+                "",
+                "",
+            ));
+        } else {
+            h.ep.hangup(h.now, call).unwrap();
+            let bye = h
+                .sent()
+                .into_iter()
+                .find_map(|m| match m {
+                    Message::Request(r) if r.method == Method::Bye => Some(r),
+                    _ => None,
+                })
+                .unwrap();
+            h.input(&String::from_utf8(bye.response(200, "OK", None).to_bytes()).unwrap());
+        }
+        h.sent();
+        h.events();
+    }
+    let busy = h.ep.state_sizes();
+    assert_eq!(busy.calls, 0);
+    assert!(
+        busy.server_transactions > 0,
+        "BYE transactions absorb retransmits for a while"
+    );
+    h.advance_to(60_000);
+    let _ = h.ep.poll_timeout();
+    assert_eq!(h.ep.state_sizes(), StateSizes::default());
+}
