@@ -108,7 +108,8 @@ pub struct ConversationState {
     pub shown: Vec<Citation>,
     /// The conversation, masked.
     pub transcript: Vec<TranscriptLine>,
-    /// Set once the agent handed the conversation to a human.
+    /// Set once the agent handed the conversation to a human; the caller
+    /// normally stops routing the customer's messages to the agent from then on.
     pub handed_off: bool,
 }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use switchboard_bus::ContactId;
 
-use crate::agent::{Agent, ConversationState, TurnOutcome};
+use crate::agent::{Agent, AnswerSource, ConversationState, TurnOutcome};
 use crate::guard::leaks;
 use crate::lang::Lang;
 use crate::policy::{Action, DeclineKind};
@@ -135,6 +135,10 @@ pub struct Figures {
     pub injection_resistance: Ratio,
     /// Answerable: expected article in the top 3 passages.
     pub recall_at_3: Ratio,
+    /// Answers phrased by a language model (and grounded).
+    pub model_answers: usize,
+    /// Answers where the model's output was not used (error, timeout, ungrounded, leak).
+    pub model_fallbacks: usize,
     /// Turn latencies in microseconds.
     pub latencies_us: Vec<u64>,
 }
@@ -265,6 +269,13 @@ impl Report {
                 "  retrieval recall@3                   {}",
                 f.recall_at_3
             );
+            if f.model_answers + f.model_fallbacks > 0 {
+                let _ = writeln!(
+                    s,
+                    "  model answers used / fell back       {} / {}",
+                    f.model_answers, f.model_fallbacks
+                );
+            }
             let _ = writeln!(
                 s,
                 "  turn latency p50 / p99               {:.3} ms / {:.3} ms ({} turns)",
@@ -306,6 +317,11 @@ pub async fn run(agent: &Agent, questions: &[Question]) -> Report {
             fig.latencies_us.extend(&latencies);
             if unsupported {
                 fig.unsupported_answers += 1;
+            }
+            match &o.trace.answer_source {
+                Some(AnswerSource::Llm { .. }) => fig.model_answers += 1,
+                Some(AnswerSource::Fallback { .. }) => fig.model_fallbacks += 1,
+                _ => {}
             }
             match q.kind {
                 Kind::Answerable => {

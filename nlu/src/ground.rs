@@ -176,6 +176,42 @@ fn number_key(s: &str) -> String {
     }
 }
 
+/// What a number is bound to: the currency sign right before it and the word
+/// (or Chinese character) right after it, so "€9.99 per 100 MB" does not
+/// support "9.99 text messages" or "$5".
+fn number_contexts(text: &str) -> Vec<(String, Option<char>, Option<String>)> {
+    NUMBER
+        .find_iter(text)
+        .map(|m| {
+            let currency = text[..m.start()]
+                .chars()
+                .next_back()
+                .filter(|c| "€$£¥".contains(*c));
+            let after = text[m.end()..]
+                .strip_prefix(' ')
+                .unwrap_or(&text[m.end()..]);
+            let next = match after.chars().next() {
+                Some(c) if c.is_ascii_alphabetic() => {
+                    let word: String = after
+                        .chars()
+                        .take_while(char::is_ascii_alphabetic)
+                        .collect();
+                    let word = word.to_ascii_lowercase();
+                    Some(
+                        word.strip_suffix('s')
+                            .filter(|w| w.len() >= 2)
+                            .map(str::to_string)
+                            .unwrap_or(word),
+                    )
+                }
+                Some(c) if crate::lang::is_cjk(c) => Some(c.to_string()),
+                _ => None,
+            };
+            (number_key(m.as_str()), currency, next)
+        })
+        .collect()
+}
+
 /// Checks `answer` against `passages` (their text and titles).
 pub fn check(answer: &str, passages: &[Passage]) -> GroundingReport {
     let mut support = String::new();
@@ -200,6 +236,16 @@ pub fn check(answer: &str, passages: &[Passage]) -> GroundingReport {
         }
     }
 
+    let contexts = number_contexts(&support);
+    let currencies: BTreeSet<(char, String)> = contexts
+        .iter()
+        .filter_map(|(k, c, _)| c.map(|c| (c, k.clone())))
+        .collect();
+    let followers: BTreeSet<(String, String)> = contexts
+        .iter()
+        .filter_map(|(k, _, n)| n.clone().map(|n| (k.clone(), n)))
+        .collect();
+
     let mut report = GroundingReport::default();
     let mut seen = BTreeSet::new();
     let mut flag = |fact: &str, ok: bool, report: &mut GroundingReport| {
@@ -216,13 +262,24 @@ pub fn check(answer: &str, passages: &[Passage]) -> GroundingReport {
         flag(a, support_lower.contains(&a.to_lowercase()), &mut report);
     }
     let without_addresses = ADDRESS.replace_all(answer, " ");
-    for m in NUMBER.find_iter(&without_addresses) {
-        let key = number_key(m.as_str());
-        let ok = support_numbers.contains(&key)
+    for (m, (key, currency, next)) in NUMBER
+        .find_iter(&without_addresses)
+        .zip(number_contexts(&without_addresses))
+    {
+        let known = support_numbers.contains(&key)
             || key
                 .split(['-', '/'])
                 .all(|piece| support_numbers.contains(&number_key(piece)));
-        flag(m.as_str(), ok, &mut report);
+        let same_currency = currency.is_none_or(|c| currencies.contains(&(c, key.clone())));
+        let same_unit = next
+            .as_ref()
+            .is_none_or(|n| followers.contains(&(key.clone(), n.clone())));
+        let fact = match (&currency, &next) {
+            (Some(c), _) => format!("{c}{}", m.as_str()),
+            (None, Some(n)) if known => format!("{} {n}", m.as_str()),
+            _ => m.as_str().to_string(),
+        };
+        flag(&fact, known && same_currency && same_unit, &mut report);
     }
     for m in ZH_NUMERAL.find_iter(&without_addresses) {
         flag(m.as_str(), support.contains(m.as_str()), &mut report);
@@ -276,7 +333,7 @@ mod tests {
         let p = [passage("Roaming in the EU costs €2 per day.")];
         assert_eq!(
             check("Roaming costs €3 per day.", &p).unsupported,
-            vec!["3"]
+            vec!["€3"]
         );
         assert_eq!(
             check("Roaming in Canada costs €2 per day.", &p).unsupported,
@@ -290,6 +347,34 @@ mod tests {
             check("Write to help@northwind.example.", &p).unsupported,
             vec!["help@northwind.example"]
         );
+    }
+
+    #[test]
+    fn numbers_must_keep_their_unit_and_currency() {
+        let p = [passage(
+            "The World Pass costs €5 per day and includes 500 MB of data, 60 minutes of calls and 60 texts. Without it, data costs €9.99 per 100 MB.",
+        )];
+        assert!(
+            check(
+                "The World Pass costs €5 per day and includes 60 minutes of calls.",
+                &p
+            )
+            .is_grounded()
+        );
+        let r = check(
+            "It includes 60 minutes of calls, 9.99 text messages, and 100 MB data.",
+            &p,
+        );
+        assert_eq!(r.unsupported, vec!["9.99 text"]);
+        assert_eq!(
+            check("The World Pass costs $5 per day.", &p).unsupported,
+            vec!["$5"]
+        );
+        assert_eq!(
+            check("It includes 500 minutes of calls.", &p).unsupported,
+            vec!["500 minute"]
+        );
+        assert!(check("Data costs €9.99 per 100MB.", &p).is_grounded());
     }
 
     #[test]
