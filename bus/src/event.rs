@@ -198,6 +198,54 @@ pub enum Event {
         #[serde(default)]
         trace: serde_json::Value,
     },
+    /// A phone call of this conversation reached us (it is ringing).
+    CallStarted {
+        /// The SIP Call-ID.
+        call_id: String,
+        /// Caller (E.164 when the number parses, else the SIP user).
+        from: String,
+        /// The number or address called.
+        to: String,
+    },
+    /// We answered the call.
+    CallAnswered {
+        /// The SIP Call-ID.
+        call_id: String,
+    },
+    /// The caller pressed keys (collected digits of one IVR prompt).
+    DtmfReceived {
+        /// The SIP Call-ID.
+        call_id: String,
+        /// The digits, `0-9*#A-D`.
+        digits: String,
+    },
+    /// The call moved through the IVR flow.
+    IvrStep {
+        /// The flow node entered.
+        node: String,
+        /// What happened there, in words.
+        detail: String,
+    },
+    /// A recording of this conversation is stored (the call, or a voicemail).
+    RecordingAvailable {
+        /// Recording id (for `/api/recordings/{id}`).
+        recording_id: String,
+        /// The SIP Call-ID.
+        call_id: String,
+        /// `call` or `voicemail`.
+        kind: String,
+        /// Length in seconds.
+        duration_secs: u64,
+    },
+    /// The call ended.
+    CallEnded {
+        /// The SIP Call-ID.
+        call_id: String,
+        /// `caller_hung_up`, `we_hung_up`, `cancelled`, `rejected`, `timeout`.
+        reason: String,
+        /// Seconds from answer to end (0 when never answered).
+        duration_secs: u64,
+    },
     /// The agent finished the after-contact work of this conversation.
     WrapUpDone {
         /// The agent.
@@ -226,6 +274,12 @@ impl Event {
             Event::Dequeued { .. } => "dequeued",
             Event::WrapUpDone { .. } => "wrap_up_done",
             Event::BotTurn { .. } => "bot_turn",
+            Event::CallStarted { .. } => "call_started",
+            Event::CallAnswered { .. } => "call_answered",
+            Event::DtmfReceived { .. } => "dtmf_received",
+            Event::IvrStep { .. } => "ivr_step",
+            Event::RecordingAvailable { .. } => "recording_available",
+            Event::CallEnded { .. } => "call_ended",
         }
     }
 
@@ -545,7 +599,14 @@ impl Conversation {
             Event::Dequeued { .. } => {
                 self.leave_queue();
             }
-            Event::WrapUpDone { .. } | Event::BotTurn { .. } => {}
+            Event::WrapUpDone { .. }
+            | Event::BotTurn { .. }
+            | Event::CallStarted { .. }
+            | Event::CallAnswered { .. }
+            | Event::DtmfReceived { .. }
+            | Event::IvrStep { .. }
+            | Event::RecordingAvailable { .. }
+            | Event::CallEnded { .. } => {}
         }
         self.last_seq = env.seq;
         self.updated_at = env.at;

@@ -96,6 +96,10 @@ pub struct Config {
     pub embedder: EmbedderKind,
     /// Model cache directory [default: $SWITCHBOARD_MODELS_DIR or ~/.cache/switchboard/models].
     pub models_dir: Option<PathBuf>,
+    /// SIP address to answer calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
+    pub sip_listen: Option<SocketAddr>,
+    /// IVR flow file (TOML); unset: the built-in flow (greeting, menu, queue or voicemail).
+    pub ivr_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -120,6 +124,8 @@ impl Default for Config {
             openai_api_key: None,
             embedder: EmbedderKind::Minilm,
             models_dir: None,
+            sip_listen: None,
+            ivr_file: None,
         }
     }
 }

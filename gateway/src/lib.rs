@@ -19,6 +19,7 @@ pub mod hub;
 pub mod knowledge;
 pub mod publisher;
 pub mod routing;
+pub mod voice;
 pub mod writer;
 
 use std::future::Future;
@@ -46,6 +47,9 @@ pub enum StartError {
     /// The knowledge base could not be opened.
     #[error("{0}")]
     Knowledge(#[from] knowledge::KnowledgeError),
+    /// Telephony could not start.
+    #[error("{0}")]
+    Voice(#[from] voice::VoiceError),
     /// The virtual agent could not start.
     #[error("{0}")]
     Bot(#[from] bot::BotError),
@@ -152,6 +156,14 @@ pub async fn serve_on(
             shutdown_rx.clone(),
         )
     });
+    let voice_task = voice::start(
+        &config,
+        db.clone(),
+        writer.clone(),
+        bus.clone(),
+        shutdown_rx.clone(),
+    )
+    .await?;
     let config = Arc::new(config);
     let state = AppState {
         db: db.clone(),
@@ -189,6 +201,9 @@ pub async fn serve_on(
     hub_task.abort();
     routing_task.abort();
     if let Some(t) = bot_task {
+        t.abort();
+    }
+    if let Some(t) = voice_task {
         t.abort();
     }
     db.close().await;

@@ -135,6 +135,12 @@ struct ServeArgs {
     /// Model cache directory [default: $SWITCHBOARD_MODELS_DIR or ~/.cache/switchboard/models].
     #[arg(long, env = "SWITCHBOARD_MODELS_DIR")]
     models_dir: Option<PathBuf>,
+    /// SIP address to answer phone calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
+    #[arg(long, env = "SWITCHBOARD_SIP_LISTEN")]
+    sip_listen: Option<SocketAddr>,
+    /// IVR flow file (TOML) for phone calls; unset: the built-in flow.
+    #[arg(long, env = "SWITCHBOARD_IVR_FILE")]
+    ivr_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +210,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.models_dir {
             c.models_dir = Some(v.clone());
+        }
+        if let Some(v) = &self.sip_listen {
+            c.sip_listen = Some(*v);
+        }
+        if let Some(v) = &self.ivr_file {
+            c.ivr_file = Some(v.clone());
         }
         Ok(c)
     }

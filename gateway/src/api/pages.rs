@@ -34,7 +34,11 @@ static ASSETS: &[Asset] = &[
     asset!("/supervisor", "supervisor.html", "text/html; charset=utf-8"),
     asset!("/kb", "kb.html", "text/html; charset=utf-8"),
     asset!("/kb/gaps", "gaps.html", "text/html; charset=utf-8"),
-    asset!("/static/gaps.js", "gaps.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "/static/gaps.js",
+        "gaps.js",
+        "text/javascript; charset=utf-8"
+    ),
     asset!("/static/kb.js", "kb.js", "text/javascript; charset=utf-8"),
     asset!(
         "/admin/routing",
