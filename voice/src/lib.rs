@@ -27,6 +27,12 @@
 //!   per-call [`media::MediaSession`] ticked every 20 ms.
 //! * [`pipeline`] — typed frames (audio, DTMF, control) through stages, so
 //!   ASR, LLM and TTS stages slot in later.
+//! * [`ivr`] — the IVR flow engine (menus, digits, skills, voicemail) as a
+//!   sans-IO state machine; flows load from TOML.
+//! * [`tts`] — prompts as 8 kHz PCM: espeak-ng run as a separate process,
+//!   cached on disk; uploaded WAV prompts.
+//! * [`recording`] — stereo call recordings and voicemail as WAV, written
+//!   as the call goes.
 //! * [`server`] — the thin tokio glue: one SIP UDP socket, one RTP socket
 //!   pair per call from a port range, and one 20 ms media clock task for
 //!   every call, with a channel-based API for the application.
@@ -61,8 +67,11 @@
 //! assert!(ep.poll_timeout().is_some());
 //! ```
 
+pub mod ivr;
 pub mod media;
 pub mod pipeline;
+pub mod recording;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod tts;

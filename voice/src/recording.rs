@@ -1,0 +1,250 @@
+//! Call and voicemail recordings as WAV files, written as the call goes.
+//!
+//! A [`CallRecorder`] writes a 2-channel, 8 kHz, 16-bit WAV: the caller on
+//! the left, what Switchboard played on the right. Caller audio arrives as
+//! one 20 ms frame per media tick; what we queue for playing is sent at the
+//! same pace, so each caller frame is paired with the next 160 samples of
+//! the played audio (silence when nothing plays). A [`MessageRecorder`]
+//! writes the caller alone, mono, for voicemail.
+//!
+//! The WAV header is rewritten every second of audio ([`hound::WavWriter::flush`]),
+//! so a file is playable even if the process dies mid-call;
+//! [`CallRecorder::finish`] closes it and reports its length.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::time::Duration;
+
+/// Samples per second.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// Frames between header rewrites (one second of 20 ms frames).
+const FLUSH_EVERY: u32 = 50;
+
+/// A recording could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("recording: {0}")]
+pub struct RecordingError(#[from] hound::Error);
+
+type Writer = hound::WavWriter<BufWriter<File>>;
+
+fn spec(channels: u16) -> hound::WavSpec {
+    hound::WavSpec {
+        channels,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    }
+}
+
+/// Stereo recording of a whole call.
+pub struct CallRecorder {
+    writer: Writer,
+    played: VecDeque<i16>,
+    frames: u32,
+    samples: u64,
+}
+
+impl std::fmt::Debug for CallRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRecorder")
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallRecorder {
+    /// Creates (or truncates) the file.
+    pub fn create(path: &Path) -> Result<Self, RecordingError> {
+        Ok(Self {
+            writer: hound::WavWriter::create(path, spec(2))?,
+            played: VecDeque::new(),
+            frames: 0,
+            samples: 0,
+        })
+    }
+
+    /// Audio queued for playing (it goes out one frame per tick from now on).
+    pub fn played(&mut self, pcm: &[i16]) {
+        self.played.extend(pcm);
+    }
+
+    /// Playing was stopped: what was queued will not be heard.
+    pub fn stop_played(&mut self) {
+        self.played.clear();
+    }
+
+    /// One frame of caller audio; paired with the same amount of played audio.
+    pub fn caller(&mut self, pcm: &[i16]) -> Result<(), RecordingError> {
+        for &s in pcm {
+            self.writer.write_sample(s)?;
+            self.writer
+                .write_sample(self.played.pop_front().unwrap_or(0))?;
+        }
+        self.samples += pcm.len() as u64;
+        self.frames += 1;
+        if self.frames.is_multiple_of(FLUSH_EVERY) {
+            self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Length so far.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+    }
+
+    /// Closes the file; returns the recording's length.
+    pub fn finish(self) -> Result<Duration, RecordingError> {
+        let d = self.duration();
+        self.writer.finalize()?;
+        Ok(d)
+    }
+}
+
+/// Mono recording of the caller (voicemail).
+pub struct MessageRecorder {
+    writer: Writer,
+    frames: u32,
+    samples: u64,
+}
+
+impl std::fmt::Debug for MessageRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageRecorder")
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageRecorder {
+    /// Creates (or truncates) the file.
+    pub fn create(path: &Path) -> Result<Self, RecordingError> {
+        Ok(Self {
+            writer: hound::WavWriter::create(path, spec(1))?,
+            frames: 0,
+            samples: 0,
+        })
+    }
+
+    /// One frame of caller audio.
+    pub fn caller(&mut self, pcm: &[i16]) -> Result<(), RecordingError> {
+        for &s in pcm {
+            self.writer.write_sample(s)?;
+        }
+        self.samples += pcm.len() as u64;
+        self.frames += 1;
+        if self.frames.is_multiple_of(FLUSH_EVERY) {
+            self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Length so far.
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+    }
+
+    /// Closes the file; returns the message's length.
+    pub fn finish(self) -> Result<Duration, RecordingError> {
+        let d = self.duration();
+        self.writer.finalize()?;
+        Ok(d)
+    }
+}
+
+/// Reads an 8 kHz mono 16-bit WAV (an uploaded prompt). Other formats are refused.
+pub fn read_prompt_wav(path: &Path) -> Result<Vec<i16>, RecordingError> {
+    let mut r = hound::WavReader::open(path)?;
+    let s = r.spec();
+    if s.sample_rate != SAMPLE_RATE
+        || s.channels != 1
+        || s.bits_per_sample != 16
+        || s.sample_format != hound::SampleFormat::Int
+    {
+        return Err(RecordingError(hound::Error::Unsupported));
+    }
+    Ok(r.samples::<i16>().collect::<Result<_, _>>()?)
+}
+
+/// The voicemail beep: 400 ms of 1 kHz.
+pub fn beep() -> Vec<i16> {
+    (0..3_200)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(SAMPLE_RATE);
+            ((2.0 * std::f64::consts::PI * 1_000.0 * t).sin() * 8_000.0) as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stereo_pairs_caller_left_with_played_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let mut rec = CallRecorder::create(&path).unwrap();
+        rec.played(&[7; 200]);
+        rec.caller(&[1; 160]).unwrap();
+        rec.caller(&[2; 160]).unwrap();
+        rec.played(&[9; 160]);
+        rec.stop_played();
+        rec.caller(&[3; 160]).unwrap();
+        assert_eq!(rec.duration(), Duration::from_millis(60));
+        assert_eq!(rec.finish().unwrap(), Duration::from_millis(60));
+
+        let mut r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.spec().channels, 2);
+        assert_eq!(r.spec().sample_rate, 8_000);
+        let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(s.len(), 960);
+        let left: Vec<i16> = s.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = s.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(&left[..160], &[1; 160][..]);
+        assert_eq!(&left[320..], &[3; 160][..]);
+        assert_eq!(&right[..200], &[7; 200][..]);
+        assert!(
+            right[200..].iter().all(|&x| x == 0),
+            "stopped audio is not recorded"
+        );
+    }
+
+    #[test]
+    fn header_is_valid_before_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.wav");
+        let mut rec = MessageRecorder::create(&path).unwrap();
+        for _ in 0..FLUSH_EVERY {
+            rec.caller(&[5; 160]).unwrap();
+        }
+        // Not finished: the periodic flush already wrote a correct header.
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.spec().channels, 1);
+        assert_eq!(r.duration(), 8_000);
+        drop(r);
+        assert_eq!(rec.finish().unwrap(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn prompts_must_be_8khz_mono() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.wav");
+        let mut w = hound::WavWriter::create(&good, spec(1)).unwrap();
+        for s in [1i16, -2, 3] {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        assert_eq!(read_prompt_wav(&good).unwrap(), vec![1, -2, 3]);
+        let bad = dir.path().join("bad.wav");
+        hound::WavWriter::create(&bad, spec(2))
+            .unwrap()
+            .finalize()
+            .unwrap();
+        assert!(read_prompt_wav(&bad).is_err());
+        assert!(read_prompt_wav(&dir.path().join("missing.wav")).is_err());
+        assert_eq!(beep().len(), 3_200);
+    }
+}

@@ -1,0 +1,242 @@
+//! Prompts as 8 kHz PCM: text is synthesised by `espeak-ng` and resampled by
+//! `sox`, both run as separate processes (never linked), and cached on disk
+//! by a hash of (voice, text); WAV prompts are read with `hound`.
+//!
+//! The cache file is raw 16-bit little-endian 8 kHz mono PCM named
+//! `<sha256(voice \0 text)>.pcm`, written to a temporary name and renamed,
+//! so concurrent calls never read half a file.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+use crate::ivr::Prompt;
+use crate::recording::{SAMPLE_RATE, read_prompt_wav};
+
+/// A prompt could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum TtsError {
+    /// The synthesiser or resampler could not be run or failed.
+    #[error("{program}: {detail}")]
+    Process {
+        /// Which program.
+        program: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Cache or file I/O.
+    #[error("prompt file: {0}")]
+    Io(#[from] std::io::Error),
+    /// An uploaded prompt is not an 8 kHz mono 16-bit WAV.
+    #[error(transparent)]
+    Wav(#[from] crate::recording::RecordingError),
+}
+
+/// Text-to-speech with espeak-ng and an on-disk cache.
+#[derive(Debug, Clone)]
+pub struct Tts {
+    cache_dir: PathBuf,
+    voice: String,
+    espeak: PathBuf,
+    sox: PathBuf,
+}
+
+impl Tts {
+    /// A synthesiser caching into `cache_dir` (created when needed), voice `en-us`.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            voice: "en-us".into(),
+            espeak: "espeak-ng".into(),
+            sox: "sox".into(),
+        }
+    }
+
+    /// Uses another espeak-ng voice (`espeak-ng --voices`).
+    pub fn with_voice(mut self, voice: impl Into<String>) -> Self {
+        self.voice = voice.into();
+        self
+    }
+
+    /// Uses other program paths (tests, non-standard installs).
+    pub fn with_programs(mut self, espeak: impl Into<PathBuf>, sox: impl Into<PathBuf>) -> Self {
+        self.espeak = espeak.into();
+        self.sox = sox.into();
+        self
+    }
+
+    /// The cache file for a text.
+    pub fn cache_path(&self, text: &str) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(self.voice.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        self.cache_dir
+            .join(format!("{}.pcm", hex::encode(h.finalize())))
+    }
+
+    /// 8 kHz PCM for a prompt.
+    pub async fn render(&self, prompt: &Prompt) -> Result<Vec<i16>, TtsError> {
+        match prompt {
+            Prompt::Text(t) => self.speak(t).await,
+            Prompt::File(p) => {
+                let p = p.clone();
+                tokio::task::spawn_blocking(move || read_prompt_wav(&p))
+                    .await
+                    .map_err(|e| TtsError::Io(std::io::Error::other(e)))?
+                    .map_err(TtsError::from)
+            }
+        }
+    }
+
+    /// 8 kHz PCM for a text, from the cache or freshly synthesised.
+    pub async fn speak(&self, text: &str) -> Result<Vec<i16>, TtsError> {
+        let path = self.cache_path(text);
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            return Ok(pcm_from_bytes(&bytes));
+        }
+        let pcm = self.synthesise(text).await?;
+        tokio::fs::create_dir_all(&self.cache_dir).await?;
+        let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
+        let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(pcm)
+    }
+
+    async fn synthesise(&self, text: &str) -> Result<Vec<i16>, TtsError> {
+        let dir = std::env::temp_dir();
+        let wav = dir.join(format!("switchboard-tts-{}.wav", rand::random::<u64>()));
+        let out = Command::new(&self.espeak)
+            .arg("-v")
+            .arg(&self.voice)
+            .arg("-w")
+            .arg(&wav)
+            .arg("--")
+            .arg(text)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| TtsError::Process {
+                program: "espeak-ng",
+                detail: e.to_string(),
+            })?;
+        if !out.status.success() {
+            let _ = tokio::fs::remove_file(&wav).await;
+            return Err(TtsError::Process {
+                program: "espeak-ng",
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let res = resample(&self.sox, &wav).await;
+        let _ = tokio::fs::remove_file(&wav).await;
+        res
+    }
+}
+
+/// Any WAV → raw 8 kHz mono s16le through sox.
+async fn resample(sox: &Path, wav: &Path) -> Result<Vec<i16>, TtsError> {
+    let out = Command::new(sox)
+        .arg(wav)
+        .args([
+            "-t",
+            "raw",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            "-L",
+            "-c",
+            "1",
+        ])
+        .args(["-r", &SAMPLE_RATE.to_string(), "-"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| TtsError::Process {
+            program: "sox",
+            detail: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(TtsError::Process {
+            program: "sox",
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(pcm_from_bytes(&out.stdout))
+}
+
+fn pcm_from_bytes(b: &[u8]) -> Vec<i16> {
+    b.chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn have(cmd: &str) -> bool {
+        let ok = std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{cmd} is required with CI=true (scripts/setup --test)"
+            );
+            eprintln!("\n*** SKIPPED: {cmd} not installed (scripts/setup --test) ***\n");
+        }
+        ok
+    }
+
+    #[tokio::test]
+    async fn speaks_text_at_8khz_and_caches_it() {
+        if !have("espeak-ng") || !have("sox") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tts = Tts::new(dir.path());
+        let pcm = tts.speak("For billing press 1.").await.unwrap();
+        // About a second of speech at 8 kHz; far from silence.
+        assert!(pcm.len() > 4_000 && pcm.len() < 40_000, "{}", pcm.len());
+        assert!(pcm.iter().any(|s| s.unsigned_abs() > 1_000));
+        let cached = tts.cache_path("For billing press 1.");
+        assert!(cached.exists());
+        // The second time comes from the cache even when espeak-ng is gone.
+        let offline = Tts::new(dir.path()).with_programs("/nonexistent/espeak", "/nonexistent/sox");
+        assert_eq!(offline.speak("For billing press 1.").await.unwrap(), pcm);
+        assert!(matches!(
+            offline.speak("Something new.").await,
+            Err(TtsError::Process {
+                program: "espeak-ng",
+                ..
+            })
+        ));
+        assert_ne!(tts.cache_path("a"), tts.with_voice("en-gb").cache_path("a"));
+    }
+
+    #[tokio::test]
+    async fn renders_wav_prompts() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        w.write_sample(42i16).unwrap();
+        w.finalize().unwrap();
+        let tts = Tts::new(dir.path());
+        assert_eq!(tts.render(&Prompt::File(p)).await.unwrap(), vec![42]);
+        assert!(
+            tts.render(&Prompt::File(dir.path().join("no.wav")))
+                .await
+                .is_err()
+        );
+    }
+}
