@@ -28,6 +28,11 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     fn dim(&self) -> usize;
     /// Embeds passages (one model call per batch given).
     fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// Whether texts in different languages share one vector space (e5), so a
+    /// vector match across languages is evidence. English-only models: `false`.
+    fn cross_lingual(&self) -> bool {
+        false
+    }
     /// Embeds a search query. Models trained with query prefixes (e5) override this.
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         self.embed_documents(&[text])?
@@ -45,6 +50,7 @@ pub struct BertEmbedder {
     id: String,
     query_prefix: String,
     passage_prefix: String,
+    cross_lingual: bool,
 }
 
 impl std::fmt::Debug for BertEmbedder {
@@ -101,6 +107,7 @@ impl BertEmbedder {
             id,
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            cross_lingual: false,
         })
     }
 
@@ -113,7 +120,14 @@ impl BertEmbedder {
             .map_err(|e| KbError::Embedding(e.to_string()))?;
         Ok(Self::from_dir(&dir)?
             .with_id("multilingual-e5-small")
-            .with_prefixes("query: ", "passage: "))
+            .with_prefixes("query: ", "passage: ")
+            .with_cross_lingual(true))
+    }
+
+    /// Declares the model multilingual (one vector space across languages).
+    pub fn with_cross_lingual(mut self, yes: bool) -> Self {
+        self.cross_lingual = yes;
+        self
     }
 
     /// Sets the prefixes put before queries and passages (e5 models need them).
@@ -172,6 +186,9 @@ impl BertEmbedder {
 impl Embedder for BertEmbedder {
     fn model_id(&self) -> &str {
         &self.id
+    }
+    fn cross_lingual(&self) -> bool {
+        self.cross_lingual
     }
     fn dim(&self) -> usize {
         self.dim

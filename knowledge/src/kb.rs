@@ -166,6 +166,11 @@ impl Catalog {
     }
 }
 
+/// Weight of a vector-only match in another language than the question (see
+/// `KnowledgeBase::fuse`): between 1 (lexical silence counts fully against it)
+/// and 2 (the vector rank stands in for the missing lexical one).
+const CROSS_LINGUAL_BOOST: f32 = 2.0;
+
 /// Splits a live version into passages with their index keys.
 fn plan(v: &Version, cfg: &ChunkerConfig) -> Vec<ChunkMeta> {
     let mut seen: HashMap<ContentHash, u32> = HashMap::new();
@@ -646,16 +651,40 @@ impl KnowledgeBase {
         let (lex, qv) = (lex?, qv?);
         let mut vec = self.vectors.search(&qv, &filter, n).await?;
         vec.retain(|(_, s)| *s > self.cfg.min_vector_score);
-        Ok(self.fuse(&lex, &vec, k))
+        let query_lang = self
+            .embedder
+            .inner()
+            .cross_lingual()
+            .then(|| crate::chunk::detect_lang(&q.text));
+        Ok(self.fuse(&lex, &vec, k, query_lang))
     }
 
-    fn fuse(&self, lex: &[(u64, f32)], vec: &[(u64, f32)], k: usize) -> Vec<Passage> {
+    /// Fuses the two rankings. With a cross-lingual model (`query_lang` set),
+    /// a passage in another language than the question could never have
+    /// matched lexically, so its vector-only score is raised by
+    /// [`CROSS_LINGUAL_BOOST`] instead of the lexical silence counting fully against it.
+    fn fuse(
+        &self,
+        lex: &[(u64, f32)],
+        vec: &[(u64, f32)],
+        k: usize,
+        query_lang: Option<&str>,
+    ) -> Vec<Passage> {
         let lex_keys: Vec<u64> = lex.iter().map(|x| x.0).collect();
         let vec_keys: Vec<u64> = vec.iter().map(|x| x.0).collect();
-        let fused = reciprocal_rank_fusion(&[&lex_keys, &vec_keys], self.cfg.rrf_k);
+        let mut fused = reciprocal_rank_fusion(&[&lex_keys, &vec_keys], self.cfg.rrf_k);
         let Ok(catalog) = self.catalog_read() else {
             return Vec::new();
         };
+        if let Some(ql) = query_lang {
+            for (key, score, ranks) in fused.iter_mut() {
+                let other_lang = catalog.chunks.get(key).is_some_and(|m| m.lang != ql);
+                if other_lang && ranks[0].is_none() && ranks[1].is_some() {
+                    *score *= CROSS_LINGUAL_BOOST;
+                }
+            }
+            fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
         fused
             .into_iter()
             .filter_map(|(key, score, ranks)| {

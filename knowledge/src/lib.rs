@@ -29,14 +29,18 @@
 //!
 //! ## Languages
 //!
-//! all-MiniLM-L6-v2 is an English model. Chinese questions are served by the
-//! lexical side (bigrams), which finds Chinese passages reliably and English
-//! ones only through shared tokens (numbers, product and brand names such as
-//! "PayPal"). No multilingual embedding model is available in a form candle
-//! loads (`switchboard_models::ModelId::E5SmallMultilingual` is marked
-//! unavailable), so a Chinese question about a topic covered only in English
-//! is not found by meaning; the [`embed::Embedder`] trait is where such a
-//! model plugs in.
+//! Chinese and English both go through the lexical side (stemmed words,
+//! character bigrams). The vector side depends on the model:
+//!
+//! * all-MiniLM-L6-v2 ([`embed::BertEmbedder::minilm`], the default) is
+//!   English-only: Chinese questions find Chinese passages (lexical) and
+//!   English ones only through shared tokens (numbers, names such as "PayPal").
+//! * multilingual-e5-small ([`embed::BertEmbedder::e5_small`], converted by
+//!   `switchboard-models`) puts both languages in one space: a Chinese
+//!   question finds the English article on its topic and vice versa. Fusion
+//!   then stops counting the lexical side's silence against a passage in the
+//!   other language (it could never have matched), see [`kb::KnowledgeBase::search`].
+//!   It is twice as deep as MiniLM, so query embedding costs about twice as much.
 //!
 //! ## Consistency
 //!
