@@ -672,7 +672,8 @@ impl Agent {
         {
             body = format!("{lead}{body}");
         }
-        let grounding = check(&body, std::slice::from_ref(passage));
+        // The lead-in is the agent's own phrase; the quoted sentences are what is checked.
+        let grounding = check(&ex.sentences.join(sep), std::slice::from_ref(passage));
         let text = format!("{body}\n\n{source_line}");
         on_delta(&text);
         (text, grounding)
@@ -751,6 +752,11 @@ impl<'a> SentenceGate<'a> {
         let report = check(&sentence, self.support);
         if report.is_grounded() {
             self.accepted.push(sentence);
+        } else if report.unsupported.is_empty() {
+            self.stop(&format!(
+                "ungrounded: wording {:.2} supported",
+                report.term_support
+            ));
         } else {
             self.stop(&format!("ungrounded: {}", report.unsupported.join(", ")));
         }

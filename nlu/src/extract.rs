@@ -157,10 +157,18 @@ pub fn extract(
         return None;
     }
     let covs: Vec<f32> = passages.iter().map(|p| coverage(&q, p)).collect();
-    // Best coverage; retrieval order breaks ties.
+    // Coverage by the text alone breaks ties between chunks of one article
+    // (they share the title); retrieval order breaks the rest.
+    let text_cov = |p: &Passage| {
+        let t = term_set(&p.text);
+        q.iter().filter(|x| t.contains(*x)).count()
+    };
     let mut best = 0;
-    for (i, c) in covs.iter().enumerate() {
-        if *c > covs[best] + 1e-6 {
+    for i in 1..passages.len() {
+        let better = covs[i] > covs[best] + 1e-6
+            || ((covs[i] - covs[best]).abs() <= 1e-6
+                && text_cov(&passages[i]) > text_cov(&passages[best]));
+        if better {
             best = i;
         }
     }

@@ -18,18 +18,27 @@ use crate::retrieve::Passage;
 use crate::text::normalize;
 
 /// The result of checking one answer.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GroundingReport {
     /// How many fact-like tokens the answer contains.
     pub checked: usize,
     /// The ones not found in any passage.
     pub unsupported: Vec<String>,
+    /// Share of the answer's content words found in the passages (0–1); low
+    /// values mean the answer says things the passage does not, even without
+    /// numbers or names. Not judged for answers of fewer than three content words.
+    pub term_support: f32,
+    /// Content words of the answer.
+    pub terms: usize,
 }
 
+/// Minimum [`GroundingReport::term_support`] of a grounded answer.
+pub const MIN_TERM_SUPPORT: f32 = 0.6;
+
 impl GroundingReport {
-    /// Whether every fact is supported.
+    /// Whether every fact is supported and the wording stays close to the passage.
     pub fn is_grounded(&self) -> bool {
-        self.unsupported.is_empty()
+        self.unsupported.is_empty() && (self.terms < 3 || self.term_support >= MIN_TERM_SUPPORT)
     }
 }
 
@@ -247,6 +256,18 @@ pub fn check(answer: &str, passages: &[Passage]) -> GroundingReport {
         .collect();
 
     let mut report = GroundingReport::default();
+    let answer_terms = crate::text::term_set(answer);
+    let support_terms = crate::text::term_set(&support);
+    report.terms = answer_terms.len();
+    report.term_support = if answer_terms.is_empty() {
+        1.0
+    } else {
+        answer_terms
+            .iter()
+            .filter(|t| support_terms.contains(*t))
+            .count() as f32
+            / answer_terms.len() as f32
+    };
     let mut seen = BTreeSet::new();
     let mut flag = |fact: &str, ok: bool, report: &mut GroundingReport| {
         if seen.insert(fact.to_string()) {
@@ -347,6 +368,20 @@ mod tests {
             check("Write to help@northwind.example.", &p).unsupported,
             vec!["help@northwind.example"]
         );
+    }
+
+    #[test]
+    fn wording_must_stay_close_to_the_passage() {
+        let p = [passage(
+            "The World Pass costs €5 per day and includes 500 MB of data.",
+        )];
+        let r = check(
+            "The World Pass includes a complimentary upgrade, allowing you to access exclusive content during your travel.",
+            &p,
+        );
+        assert!(r.unsupported.is_empty());
+        assert!(!r.is_grounded(), "{r:?}");
+        assert!(check("Sure! The World Pass costs €5 per day.", &p).is_grounded());
     }
 
     #[test]
