@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p switchboard-knowledge --bench retrieval`
 //! (queries are embedded by all-MiniLM-L6-v2 from the prepared model cache or
-//! `SWITCHBOARD_MINILM_DIR`; `KB_BENCH_CHUNKS` changes the corpus size).
+//! `SWITCHBOARD_MINILM_DIR`; `KB_BENCH_MODEL=e5` uses multilingual-e5-small;
+//! `KB_BENCH_CHUNKS` changes the corpus size).
 //!
 //! The corpus is 20 000 articles × 5 sections, stored in SQLite and indexed by
 //! the real `KnowledgeBase` (BM25 + flat vector index + fusion). Passage
@@ -135,14 +136,28 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let dir = std::env::var_os("SWITCHBOARD_MINILM_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            switchboard_models::Models::from_env()
-                .dir(switchboard_models::ModelId::MiniLmL6V2)
-                .ok()
-        });
+    // KB_BENCH_MODEL=e5 measures multilingual-e5-small instead of all-MiniLM-L6-v2.
+    let e5 = std::env::var("KB_BENCH_MODEL").is_ok_and(|m| m == "e5");
+    let dir = if e5 {
+        switchboard_models::Models::from_env()
+            .dir(switchboard_models::ModelId::E5SmallMultilingual)
+            .ok()
+    } else {
+        std::env::var_os("SWITCHBOARD_MINILM_DIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                switchboard_models::Models::from_env()
+                    .dir(switchboard_models::ModelId::MiniLmL6V2)
+                    .ok()
+            })
+    };
     let query_model: Arc<dyn Embedder> = match dir {
+        Some(dir) if e5 => Arc::new(
+            BertEmbedder::from_dir(&dir)
+                .expect("load multilingual-e5-small")
+                .with_prefixes("query: ", "passage: ")
+                .with_cross_lingual(true),
+        ),
         Some(dir) => Arc::new(BertEmbedder::from_dir(&dir).expect("load all-MiniLM-L6-v2")),
         None => {
             eprintln!(
