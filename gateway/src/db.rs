@@ -261,6 +261,11 @@ impl Db {
                     include_str!("../migrations/sqlite/0003_routing.sql"),
                 ),
                 (4, "bot", include_str!("../migrations/sqlite/0004_bot.sql")),
+                (
+                    5,
+                    "voice",
+                    include_str!("../migrations/sqlite/0005_voice.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -282,6 +287,11 @@ impl Db {
                     4,
                     "bot",
                     include_str!("../migrations/postgres/0004_bot.sql"),
+                ),
+                (
+                    5,
+                    "voice",
+                    include_str!("../migrations/postgres/0005_voice.sql"),
                 ),
             ],
         };

@@ -11,6 +11,9 @@
 //! so a file is playable even if the process dies mid-call;
 //! [`CallRecorder::finish`] closes it and reports its length.
 
+/// The WAV crate used here, so readers of recordings use the same version.
+pub use hound;
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;

@@ -6,6 +6,7 @@ pub mod gaps;
 pub mod knowledge;
 pub mod openapi;
 pub mod pages;
+pub mod recordings;
 pub mod routing;
 pub mod users;
 pub mod webchat;
@@ -94,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/conversations/{id}/transfer", post(routing::transfer))
         .route("/kb/gaps", get(gaps::gaps))
+        .route("/recordings", get(recordings::search))
+        .route("/recordings/{id}/audio", get(recordings::audio))
+        .route("/recordings/{id}/access", get(recordings::access))
         .route("/kb/try", post(gaps::try_question))
         .route("/routing/me", get(routing::me))
         .route(

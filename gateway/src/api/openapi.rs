@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{conversations, error, gaps, knowledge, routing, users, webchat};
+use super::{conversations, error, gaps, knowledge, recordings, routing, users, webchat};
 
 struct Security;
 
@@ -39,6 +39,7 @@ impl Modify for Security {
         knowledge::list, knowledge::create, knowledge::get_one, knowledge::update, knowledge::publish,
         knowledge::unpublish, knowledge::archive, knowledge::rollback, knowledge::versions, knowledge::version,
         knowledge::diff, knowledge::search, knowledge::import, knowledge::reindex,
+        recordings::search, recordings::audio, recordings::access,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&Security),

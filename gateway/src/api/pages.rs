@@ -34,6 +34,12 @@ static ASSETS: &[Asset] = &[
     asset!("/supervisor", "supervisor.html", "text/html; charset=utf-8"),
     asset!("/kb", "kb.html", "text/html; charset=utf-8"),
     asset!("/kb/gaps", "gaps.html", "text/html; charset=utf-8"),
+    asset!("/recordings", "recordings.html", "text/html; charset=utf-8"),
+    asset!(
+        "/static/recordings.js",
+        "recordings.js",
+        "text/javascript; charset=utf-8"
+    ),
     asset!(
         "/static/gaps.js",
         "gaps.js",
