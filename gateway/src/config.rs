@@ -47,8 +47,11 @@ pub enum BotMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum EmbedderKind {
-    /// all-MiniLM-L6-v2 on candle (prepared by `scripts/setup` into the model cache).
+    /// all-MiniLM-L6-v2 on candle (prepared by `scripts/setup` into the model cache). English.
     Minilm,
+    /// multilingual-e5-small on candle: a Chinese question also finds English articles by
+    /// meaning; query embedding costs about 3× MiniLM's.
+    E5,
     /// A feature-hashing embedder with no model: lexical quality only. For machines without
     /// the model files; search still works through BM25.
     Hash,

@@ -23,7 +23,7 @@ const HASH_DIM: usize = 384;
 pub enum KnowledgeError {
     /// The embedding model is missing or broken.
     #[error(
-        "the knowledge base's embedding model could not be loaded: {0}. Run scripts/setup (or `cargo run -p switchboard-models --release -- fetch all-minilm-l6-v2`) to prepare it, or start with --embedder hash"
+        "the knowledge base's embedding model could not be loaded: {0}. Run scripts/setup (or `cargo run -p switchboard-models --release -- fetch`) to prepare it, or start with --embedder hash"
     )]
     Model(String),
     /// Storage or index failure.
@@ -44,12 +44,15 @@ pub fn models(config: &Config) -> Models {
 pub async fn open(config: &Config, db: &Db) -> Result<Arc<KnowledgeBase>, KnowledgeError> {
     let embedder: Arc<dyn Embedder> = match config.embedder {
         EmbedderKind::Hash => Arc::new(HashEmbedder::new(HASH_DIM)),
-        EmbedderKind::Minilm => {
+        kind @ (EmbedderKind::Minilm | EmbedderKind::E5) => {
             let models = models(config);
-            let loaded = tokio::task::spawn_blocking(move || BertEmbedder::minilm(&models))
-                .await
-                .map_err(|e| KnowledgeError::Model(e.to_string()))?
-                .map_err(|e| KnowledgeError::Model(e.to_string()))?;
+            let loaded = tokio::task::spawn_blocking(move || match kind {
+                EmbedderKind::E5 => BertEmbedder::e5_small(&models),
+                _ => BertEmbedder::minilm(&models),
+            })
+            .await
+            .map_err(|e| KnowledgeError::Model(e.to_string()))?
+            .map_err(|e| KnowledgeError::Model(e.to_string()))?;
             Arc::new(loaded)
         }
     };

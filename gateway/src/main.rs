@@ -129,7 +129,7 @@ struct ServeArgs {
     /// API key for --bot openai.
     #[arg(long, env = "SWITCHBOARD_OPENAI_API_KEY", hide_env_values = true)]
     openai_api_key: Option<String>,
-    /// Knowledge-base embedder: minilm (all-MiniLM-L6-v2) or hash (no model; lexical quality) [default: minilm].
+    /// Knowledge-base embedder: minilm (all-MiniLM-L6-v2, English), e5 (multilingual-e5-small: Chinese questions find English articles) or hash (no model; lexical quality) [default: minilm].
     #[arg(long, env = "SWITCHBOARD_EMBEDDER", value_enum)]
     embedder: Option<EmbedderKind>,
     /// Model cache directory [default: $SWITCHBOARD_MODELS_DIR or ~/.cache/switchboard/models].

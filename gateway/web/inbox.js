@@ -959,6 +959,11 @@
       }
       return;
     }
+    if (state.me.role === 'knowledge_manager') {
+      // Knowledge managers work on the knowledge base, not in conversations.
+      location.replace('/kb');
+      return;
+    }
     $('user-name').textContent = state.me.name || state.me.email || '';
     $('user-role').textContent = String(state.me.role || '').replace(/_/g, ' ');
     $('admin-link').hidden = state.me.role !== 'admin';

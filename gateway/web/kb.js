@@ -207,6 +207,17 @@
       return div;
     }));
     if (!res.passages.length) $('passages').replaceChildren(el('p', 'muted', 'Nothing published matches this question.'));
+    // What the virtual agent would answer (roles that may ask; others just see passages).
+    $('bot-answer').hidden = true;
+    try {
+      const tried = await api('POST', '/api/kb/try', { question: text });
+      $('bot-decision').textContent = tried.decision.replace(/_/g, ' ');
+      $('bot-reason').textContent = tried.reason;
+      $('bot-reply').textContent = tried.reply;
+      $('bot-answer').hidden = false;
+    } catch {
+      /* agents may search but not run the virtual agent; the passages stand alone */
+    }
   }
 
   // ---- import -----------------------------------------------------------
