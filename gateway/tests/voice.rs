@@ -58,9 +58,9 @@ fn free_media_port() -> u16 {
     panic!("no free media port");
 }
 
-async fn start_gateway() -> (TestServer, SocketAddr) {
+async fn start_gateway(stack: Stack) -> (TestServer, SocketAddr) {
     let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let server = TestServer::start_configured(Stack::Embedded, |c| {
+    let server = TestServer::start_configured(stack, |c| {
         c.sip_listen = Some(sip);
         c.bot = BotMode::Off;
     })
@@ -162,10 +162,22 @@ fn wav_spec(bytes: &[u8]) -> (hound::WavSpec, u32) {
 
 #[tokio::test]
 async fn call_press_1_is_queued_for_billing_and_recorded() {
+    press_1(Stack::Embedded).await;
+}
+
+/// The same on PostgreSQL and NATS (the recordings migration on PostgreSQL).
+#[tokio::test]
+async fn call_press_1_on_postgres_and_nats() {
+    if scaled_available() {
+        press_1(Stack::Scaled).await;
+    }
+}
+
+async fn press_1(stack: Stack) {
     if !sipp_present() {
         return;
     }
-    let (server, sip) = start_gateway().await;
+    let (server, sip) = start_gateway(stack).await;
     server.add_user("sup@example.com", Role::Supervisor).await;
     server.add_user("agent@example.com", Role::Agent).await;
     let staff = server.staff("sup@example.com").await;
@@ -257,7 +269,7 @@ async fn voicemail_is_recorded_and_shows_in_the_inbox() {
     if !sipp_present() {
         return;
     }
-    let (server, sip) = start_gateway().await;
+    let (server, sip) = start_gateway(Stack::Embedded).await;
     server.add_user("sup@example.com", Role::Supervisor).await;
     let staff = server.staff("sup@example.com").await;
 
