@@ -161,6 +161,67 @@ fn journey(bin: &Path, extra_env: &[(&str, String)]) {
     assert!(stopped.success());
 }
 
+/// The knowledge base and the virtual agent in the browser (the bot is on here).
+fn knowledge_journey(bin: &Path) {
+    let state =
+        std::env::temp_dir().join(format!("sb-browser-kb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&state).unwrap();
+    let port = free_port();
+    let serve = root().join("tests/browser/serve.sh");
+    let env: Vec<(&str, String)> = vec![
+        ("SB_BIN", bin.display().to_string()),
+        ("SB_STATE", state.display().to_string()),
+        ("SB_PORT", port.to_string()),
+        (
+            "SWITCHBOARD_DATA_DIR",
+            state.join("data").display().to_string(),
+        ),
+        ("SWITCHBOARD_BOT", "extractive".to_string()),
+    ];
+    let run = |cmd: &mut Command| {
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.status().unwrap()
+    };
+    for (email, name, role) in [
+        ("kim@example.com", "Kim Knowledge", "knowledge_manager"),
+        ("nia@example.com", "Nia Agent", "agent"),
+    ] {
+        let added = run(Command::new(bin)
+            .args([
+                "user", "add", "--email", email, "--name", name, "--role", role,
+            ])
+            .env("SWITCHBOARD_PASSWORD", PASSWORD));
+        assert!(added.success(), "user add {email} failed");
+    }
+    assert!(
+        run(Command::new(&serve).arg("start")).success(),
+        "server did not start; see {}/server.log",
+        state.display()
+    );
+    let status = run(Command::new("node")
+        .arg("knowledge.spec.mjs")
+        .current_dir(root().join("tests/browser"))
+        .env("SWITCHBOARD_URL", format!("http://127.0.0.1:{port}"))
+        .env("KM_EMAIL", "kim@example.com")
+        .env("AGENT_EMAIL", "nia@example.com")
+        .env("PASSWORD", PASSWORD));
+    let stopped = run(Command::new(&serve).arg("stop"));
+    assert!(
+        status.success(),
+        "knowledge browser journey failed; server log: {}/server.log",
+        state.display()
+    );
+    assert!(stopped.success());
+}
+
+#[test]
+fn knowledge_and_virtual_agent_journey() {
+    let Some(bin) = ready() else { return };
+    knowledge_journey(&bin);
+}
+
 #[test]
 fn web_chat_journey_embedded() {
     let Some(bin) = ready() else { return };
