@@ -749,7 +749,14 @@ impl<'a> SentenceGate<'a> {
             self.stop("leak");
             return;
         }
-        let report = check(&sentence, self.support);
+        // Judge the answer so far plus this sentence, so the accepted text as a
+        // whole passes the same check the final reply is recorded with.
+        let mut candidate = self.accepted.join(" ");
+        if !candidate.is_empty() {
+            candidate.push(' ');
+        }
+        candidate.push_str(&sentence);
+        let report = check(&candidate, self.support);
         if report.is_grounded() {
             self.accepted.push(sentence);
         } else if report.unsupported.is_empty() {

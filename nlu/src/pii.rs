@@ -139,9 +139,15 @@ fn mask_cards(text: &str, found: &mut Vec<PiiKind>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for run in CARD.find_iter(text) {
-        if !isolated(text, &run) {
-            continue;
-        }
+        // A span touching the run's edge must not be glued to letters ("A4111…").
+        let left_free = !text[..run.start()]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        let right_free = !text[run.end()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
         // Byte ranges of the digit groups inside the run.
         let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut start = None;
@@ -167,7 +173,9 @@ fn mask_cards(text: &str, found: &mut Vec<PiiKind>) -> String {
                     break;
                 }
                 let span = &text[groups[i].0..groups[j].1];
-                if digits >= 13 && best.is_none_or(|b| digits > b.0) && luhn_valid(span) {
+                let edges_ok = (i > 0 || left_free) && (j + 1 < groups.len() || right_free);
+                if digits >= 13 && edges_ok && best.is_none_or(|b| digits > b.0) && luhn_valid(span)
+                {
                     best = Some((digits, groups[i].0, groups[j].1));
                 }
             }
@@ -254,6 +262,8 @@ mod tests {
         // A card after another number is still found.
         let m = mask("1 4111 1111 1111 1111", PiiConfig::default());
         assert_eq!(m.text, "1 [CARD ****1111]");
+        let m = mask("A0 4111 1111 1111 1111", PiiConfig::default());
+        assert_eq!(m.text, "A0 [CARD ****1111]");
     }
 
     #[test]
