@@ -9,7 +9,8 @@
 //!   caller's SIP user when it parses as an E.164 number) with
 //!   `call_started`, then answers and appends `call_answered`;
 //! * drives the [`Ivr`] (flows from `ivr_file`, else the built-in menu),
-//!   synthesising prompts with [`Tts`] and appending `ivr_step` and
+//!   synthesising prompts with [`Tts`] (the Piper voice when
+//!   switchboard-models has `piper-joe-medium` prepared, else espeak-ng) and appending `ivr_step` and
 //!   `dtmf_received`; a skill step appends `handoff_requested` so the router
 //!   queues the call, and the caller then waits in silence until hang-up;
 //! * records the whole call as a stereo WAV (caller left, Switchboard right)
@@ -29,7 +30,9 @@ use switchboard_bus::{
     Attachment, Bus, Channel, Contact, ConversationId, Event, HandoffContext, HandoffReason,
     Participant, PhoneNumber, Skill,
 };
+use switchboard_models::ModelId;
 use switchboard_voice::ivr::{Action, FlowSet, Ivr};
+use switchboard_voice::piper::Piper;
 use switchboard_voice::recording::{CallRecorder, MessageRecorder, beep};
 use switchboard_voice::server::{ServerConfig, ServerEvent, VoiceServer};
 use switchboard_voice::sip::endpoint::{CallHandle, CallInfo, EndReason};
@@ -78,7 +81,15 @@ pub async fn start(
     let recordings = config.data_dir.join("recordings");
     std::fs::create_dir_all(&recordings)
         .map_err(|e| VoiceError(format!("{}: {e}", recordings.display())))?;
-    let tts = Tts::new(config.data_dir.join("prompt-cache"));
+    let mut tts = Tts::new(config.data_dir.join("prompt-cache"));
+    if let Some(piper) = piper_voice(config).await {
+        tts = tts.with_piper(piper);
+    }
+    tracing::info!(
+        engine = tts.engine(),
+        "telephony: prompts synthesised with {}",
+        tts.engine()
+    );
     let (server, mut events) = VoiceServer::start(ServerConfig::local(listen))
         .await
         .map_err(|e| VoiceError(format!("SIP on {listen}: {e}")))?;
@@ -119,6 +130,36 @@ pub async fn start(
         }
         server.shutdown();
     })))
+}
+
+/// The Piper voice when switchboard-models has it prepared; loaded once per
+/// process (ONNX Runtime is a process-wide library).
+async fn piper_voice(config: &Config) -> Option<Arc<Piper>> {
+    static PIPER: tokio::sync::OnceCell<Option<Arc<Piper>>> = tokio::sync::OnceCell::const_new();
+    let dir = crate::knowledge::models(config).dir(ModelId::PiperJoeMedium);
+    PIPER
+        .get_or_init(|| async move {
+            let dir = match dir {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::info!(reason = %e, "telephony: no Piper voice; prompts use espeak-ng");
+                    return None;
+                }
+            };
+            match tokio::task::spawn_blocking(move || Piper::load(&dir)).await {
+                Ok(Ok(p)) => Some(Arc::new(p)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "telephony: Piper voice not loaded; prompts use espeak-ng");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "telephony: Piper voice not loaded");
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
 }
 
 fn event_call(ev: &ServerEvent) -> Option<CallHandle> {

@@ -29,8 +29,9 @@
 //!   ASR, LLM and TTS stages slot in later.
 //! * [`ivr`] — the IVR flow engine (menus, digits, skills, voicemail) as a
 //!   sans-IO state machine; flows load from TOML.
-//! * [`tts`] — prompts as 8 kHz PCM: espeak-ng run as a separate process,
-//!   cached on disk; uploaded WAV prompts.
+//! * [`tts`] — prompts as 8 kHz PCM: the Piper neural voice ([`piper`],
+//!   ONNX Runtime loaded at run time) or espeak-ng as a separate process,
+//!   resampled by sox, cached on disk; uploaded WAV prompts.
 //! * [`recording`] — stereo call recordings and voicemail as WAV, written
 //!   as the call goes.
 //! * [`server`] — the thin tokio glue: one SIP UDP socket, one RTP socket
@@ -70,6 +71,7 @@
 pub mod ivr;
 pub mod media;
 pub mod pipeline;
+pub mod piper;
 pub mod recording;
 pub mod sdp;
 pub mod server;

@@ -1,17 +1,21 @@
-//! Prompts as 8 kHz PCM: text is synthesised by `espeak-ng` and resampled by
-//! `sox`, both run as separate processes (never linked), and cached on disk
-//! by a hash of (voice, text); WAV prompts are read with `hound`.
+//! Prompts as 8 kHz PCM: text is synthesised by the Piper neural voice
+//! ([`crate::piper`]) when one is loaded, else by `espeak-ng`; either way the
+//! audio is resampled to 8 kHz by `sox`. espeak-ng and sox run as separate
+//! processes (never linked). Results are cached on disk by a hash of
+//! (voice, text); WAV prompts are read with `hound`.
 //!
 //! The cache file is raw 16-bit little-endian 8 kHz mono PCM named
 //! `<sha256(voice \0 text)>.pcm`, written to a temporary name and renamed,
 //! so concurrent calls never read half a file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::ivr::Prompt;
+use crate::piper::Piper;
 use crate::recording::{SAMPLE_RATE, read_prompt_wav};
 
 /// A prompt could not be produced.
@@ -40,6 +44,7 @@ pub struct Tts {
     voice: String,
     espeak: PathBuf,
     sox: PathBuf,
+    piper: Option<Arc<Piper>>,
 }
 
 impl Tts {
@@ -50,6 +55,22 @@ impl Tts {
             voice: "en-us".into(),
             espeak: "espeak-ng".into(),
             sox: "sox".into(),
+            piper: None,
+        }
+    }
+
+    /// Speaks with a Piper voice (espeak-ng stays the fallback if it fails).
+    pub fn with_piper(mut self, piper: Arc<Piper>) -> Self {
+        self.piper = Some(piper);
+        self
+    }
+
+    /// Which synthesiser speaks: `piper` or `espeak-ng`.
+    pub fn engine(&self) -> &'static str {
+        if self.piper.is_some() {
+            "piper"
+        } else {
+            "espeak-ng"
         }
     }
 
@@ -69,6 +90,8 @@ impl Tts {
     /// The cache file for a text.
     pub fn cache_path(&self, text: &str) -> PathBuf {
         let mut h = Sha256::new();
+        h.update(self.engine().as_bytes());
+        h.update([0]);
         h.update(self.voice.as_bytes());
         h.update([0]);
         h.update(text.as_bytes());
@@ -106,6 +129,48 @@ impl Tts {
     }
 
     async fn synthesise(&self, text: &str) -> Result<Vec<i16>, TtsError> {
+        if let Some(piper) = &self.piper {
+            match self.piper_8k(piper, text).await {
+                Ok(pcm) => return Ok(pcm),
+                Err(e) => tracing::warn!(error = %e, "Piper failed; speaking with espeak-ng"),
+            }
+        }
+        self.espeak_8k(text).await
+    }
+
+    async fn piper_8k(&self, piper: &Arc<Piper>, text: &str) -> Result<Vec<i16>, TtsError> {
+        let pcm = piper
+            .synthesise(text)
+            .await
+            .map_err(|e| TtsError::Process {
+                program: "piper",
+                detail: e.to_string(),
+            })?;
+        let wav =
+            std::env::temp_dir().join(format!("switchboard-tts-{}.wav", rand::random::<u64>()));
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: piper.sample_rate(),
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let path = wav.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), hound::Error> {
+            let mut w = hound::WavWriter::create(&path, spec)?;
+            for s in pcm {
+                w.write_sample(s)?;
+            }
+            w.finalize()
+        })
+        .await
+        .map_err(|e| TtsError::Io(std::io::Error::other(e)))?
+        .map_err(|e| TtsError::Wav(e.into()))?;
+        let res = resample(&self.sox, &wav).await;
+        let _ = tokio::fs::remove_file(&wav).await;
+        res
+    }
+
+    async fn espeak_8k(&self, text: &str) -> Result<Vec<i16>, TtsError> {
         let dir = std::env::temp_dir();
         let wav = dir.join(format!("switchboard-tts-{}.wav", rand::random::<u64>()));
         let out = Command::new(&self.espeak)
@@ -237,6 +302,42 @@ mod tests {
             tts.render(&Prompt::File(dir.path().join("no.wav")))
                 .await
                 .is_err()
+        );
+    }
+}
+
+#[cfg(test)]
+mod piper_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn piper_prompts_are_8khz_and_cached_apart_from_espeak() {
+        let dir = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/switchboard/models/piper-joe-medium"));
+        let Some(dir) = dir.filter(|d| d.join("voice.onnx").exists()) else {
+            eprintln!(
+                "\n*** SKIPPED: Piper voice not prepared (switchboard-models fetch piper-joe-medium) ***\n"
+            );
+            return;
+        };
+        if std::process::Command::new("sox")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("\n*** SKIPPED: sox not installed ***\n");
+            return;
+        }
+        let cache = tempfile::tempdir().unwrap();
+        let piper = Arc::new(Piper::load(&dir).unwrap());
+        let tts = Tts::new(cache.path()).with_piper(piper);
+        assert_eq!(tts.engine(), "piper");
+        let pcm = tts.speak("Please hold.").await.unwrap();
+        assert!(pcm.len() > 2_000 && pcm.len() < 30_000, "{}", pcm.len());
+        assert!(tts.cache_path("Please hold.").exists());
+        assert_ne!(
+            tts.cache_path("Please hold."),
+            Tts::new(cache.path()).cache_path("Please hold.")
         );
     }
 }
