@@ -90,6 +90,10 @@ pub async fn start(
         "telephony: prompts synthesised with {}",
         tts.engine()
     );
+    if listen.ip().is_unspecified() {
+        tracing::warn!(%listen, "telephony: sip_listen has no specific address; SDP will advertise it as the media address, so callers elsewhere cannot reach RTP. Listen on the host's reachable address.");
+    }
+    // RTP/RTCP port pairs come from 20000–29999 on the SIP address.
     let (server, mut events) = VoiceServer::start(ServerConfig::local(listen))
         .await
         .map_err(|e| VoiceError(format!("SIP on {listen}: {e}")))?;

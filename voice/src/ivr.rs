@@ -928,6 +928,62 @@ type = "hangup"
         assert_eq!(a.last(), Some(&Action::Hangup), "no retries left");
     }
 
+    #[derive(Debug, Clone)]
+    enum Input {
+        Digit(char),
+        Played,
+        Wait(u64),
+    }
+
+    fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(vec!['0', '1', '2', '3', '9', '#', '*'])
+                .prop_map(Input::Digit),
+            Just(Input::Played),
+            (0u64..200).prop_map(Input::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the caller does and however time passes: at most one
+        /// handoff, nothing after hanging up, recording only between start
+        /// and stop, and a deadline never in the past once handled.
+        #[test]
+        fn any_caller_behaviour_keeps_the_invariants(
+            inputs in proptest::collection::vec(input(), 0..60)
+        ) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut ivr = builtin();
+            ivr.start(now);
+            let mut all = drain(&mut ivr);
+            for i in inputs {
+                match i {
+                    Input::Digit(d) => ivr.on_digit(now, d),
+                    Input::Played => ivr.on_playout_finished(now),
+                    Input::Wait(s) => {
+                        now += Duration::from_secs(s);
+                        ivr.handle_timeout(now);
+                        if let Some(d) = ivr.poll_timeout() {
+                            proptest::prop_assert!(d > now);
+                        }
+                    }
+                }
+                all.extend(drain(&mut ivr));
+            }
+            proptest::prop_assert!(handoffs(&all).len() <= 1);
+            if let Some(pos) = all.iter().position(|a| *a == Action::Hangup) {
+                proptest::prop_assert_eq!(pos, all.len() - 1);
+                proptest::prop_assert!(ivr.is_done());
+            }
+            let starts = all.iter().filter(|a| **a == Action::StartRecording).count();
+            let stops = all.iter().filter(|a| **a == Action::StopRecording).count();
+            proptest::prop_assert!(starts <= 1 && stops <= starts);
+            proptest::prop_assert_eq!(ivr.is_recording(), starts == 1 && stops == 0);
+        }
+    }
+
     #[test]
     fn bad_flow_files_are_errors() {
         assert!(matches!(
