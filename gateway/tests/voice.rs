@@ -346,3 +346,63 @@ async fn voicemail_is_recorded_and_shows_in_the_inbox() {
         "the caller's speech is in the message"
     );
 }
+
+/// `ivr_file`: the number called picks the flow; here "200" goes straight to
+/// the sales queue after a prompt, while other numbers keep the default.
+#[tokio::test]
+async fn ivr_file_routes_by_called_number() {
+    if !sipp_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("ivr.toml");
+    std::fs::write(
+        &flows,
+        r#"
+[numbers]
+"200" = "sales"
+
+[flows.default]
+start = "bye"
+[flows.default.nodes.bye]
+type = "hangup"
+
+[flows.sales]
+start = "hello"
+[flows.sales.nodes.hello]
+type = "play"
+prompt = { text = "Sales." }
+next = "queue"
+[flows.sales.nodes.queue]
+type = "set_skill"
+skill = "sales"
+"#,
+    )
+    .unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let server = TestServer::start_configured(Stack::Embedded, |c| {
+        c.sip_listen = Some(sip);
+        c.ivr_file = Some(flows.clone());
+        c.bot = BotMode::Off;
+    })
+    .await;
+    server.add_user("sup@example.com", Role::Supervisor).await;
+    let staff = server.staff("sup@example.com").await;
+
+    sipp(sip, "basic_call.xml", "200", &["-rtp_echo"]).await;
+
+    let (_, ev) = ended_call(&staff, 1).await;
+    let k = kinds(&ev);
+    let steps: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"]["type"] == "ivr_step")
+        .map(|e| e["event"]["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, vec!["hello", "queue"], "{k:?}");
+    let handoff = ev
+        .iter()
+        .find(|e| e["event"]["type"] == "handoff_requested")
+        .expect("handoff");
+    assert_eq!(handoff["event"]["skill"], "sales");
+    assert!(k.iter().all(|k| k != "dtmf_received"));
+}
