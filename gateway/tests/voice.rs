@@ -256,12 +256,52 @@ async fn press_1(stack: Stack) {
     assert_eq!(spec.channels, 2);
     assert_eq!(spec.sample_rate, 8_000);
     assert!(frames > 8_000, "at least a second of call: {frames} frames");
+    let pcm: Vec<i16> = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec()))
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    let loud = |ch: usize| {
+        pcm.iter()
+            .skip(ch)
+            .step_by(2)
+            .any(|s| s.unsigned_abs() > 1_000)
+    };
+    assert!(loud(1), "our prompts are on the right channel");
+    assert!(
+        loud(0),
+        "the caller (sipp echoing our audio) is on the left channel"
+    );
     // Every playback is audited.
     let (s, body) = staff.get(&format!("/api/recordings/{rec_id}/access")).await;
     assert_eq!(s, 200, "{body}");
     let access = body["access"].as_array().unwrap();
     assert_eq!(access.len(), 1, "{body}");
     assert_eq!(access[0]["role"], "supervisor");
+
+    // The page: served with the strict CSP, script from /static only.
+    let r = staff
+        .http
+        .get(server.url("/recordings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"<script src="/static/recordings.js" defer></script>"#));
+    let r = staff
+        .http
+        .get(server.url("/static/recordings.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("/api/recordings"));
 }
 
 #[tokio::test]
