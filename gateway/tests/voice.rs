@@ -3,7 +3,8 @@
 //!
 //! * press 1 (RFC 4733): the conversation gets call_started, call_answered,
 //!   ivr_step, dtmf_received "1", handoff_requested with skill billing,
-//!   call_ended and recording_available, and the stereo call recording is
+//!   queued (billing voice queue), call_ended and recording_available, and
+//!   the stereo call recording is
 //!   served (and audited) by the recordings API;
 //! * press 3, speak, hang up: a voicemail recording and a customer message
 //!   "Voicemail, N s" in the inbox.
@@ -180,7 +181,16 @@ async fn press_1(stack: Stack) {
     let (server, sip) = start_gateway(stack).await;
     server.add_user("sup@example.com", Role::Supervisor).await;
     server.add_user("agent@example.com", Role::Agent).await;
+    server.add_user("admin@example.com", Role::Admin).await;
     let staff = server.staff("sup@example.com").await;
+    let admin = server.staff("admin@example.com").await;
+    let (s, q) = admin
+        .put(
+            "/api/routing/queues/billing",
+            serde_json::json!({"kind": "voice", "required_skills": [{"skill": "billing", "min_proficiency": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{q}");
 
     sipp(sip, "dtmf_rfc4733.xml", "100", &["-rtp_echo"]).await;
 
@@ -212,6 +222,8 @@ async fn press_1(stack: Stack) {
     assert_eq!(handoff["skill"], "billing");
     assert_eq!(handoff["reason"], "customer_request");
     assert_eq!(find("call_ended")["reason"], "caller_hung_up");
+    // The router put the call in the billing voice queue.
+    assert_eq!(find("queued")["queue"], "billing", "{k:?}");
     let rec = find("recording_available");
     assert_eq!(rec["kind"], "call");
     let rec_id = rec["recording_id"].as_str().unwrap();
