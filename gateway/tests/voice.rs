@@ -323,7 +323,9 @@ async fn voicemail_is_recorded_and_shows_in_the_inbox() {
     }
     let (server, sip) = start_gateway(Stack::Embedded).await;
     server.add_user("sup@example.com", Role::Supervisor).await;
+    let agent_id = server.add_user("agent@example.com", Role::Agent).await;
     let staff = server.staff("sup@example.com").await;
+    let agent = server.staff("agent@example.com").await;
 
     sipp(sip, "voicemail.xml", "100", &[]).await;
 
@@ -396,6 +398,34 @@ async fn voicemail_is_recorded_and_shows_in_the_inbox() {
     assert!(
         pcm.iter().any(|s| s.unsigned_abs() > 500),
         "the caller's speech is in the message"
+    );
+
+    // An agent may play it once the conversation is theirs, not before.
+    let agent_get = |path: String| agent.http.get(server.url(&path)).send();
+    assert_eq!(
+        agent_get(url.to_string()).await.unwrap().status().as_u16(),
+        403
+    );
+    let (s, body) = agent.get("/api/recordings").await;
+    assert_eq!(s, 200);
+    assert!(body["recordings"].as_array().unwrap().is_empty(), "{body}");
+    let (s, body) = staff
+        .post(
+            &format!("/api/conversations/{id}/assign"),
+            serde_json::json!({"agent_id": agent_id}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        agent_get(url.to_string()).await.unwrap().status().as_u16(),
+        200
+    );
+    let (s, body) = agent.get("/api/recordings").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body["recordings"].as_array().unwrap().len(),
+        2,
+        "the voicemail and the call: {body}"
     );
 }
 

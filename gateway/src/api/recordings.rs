@@ -1,7 +1,8 @@
 //! Call recordings and voicemail: search and playback.
 //!
 //! Supervisors, analysts and admins search every recording; agents see only
-//! recordings of calls they took (the `agent` column). Every playback is
+//! their own: recordings of calls they took (the `agent` column) and of
+//! conversations assigned to them (a voicemail they are handling). Every playback is
 //! written to `recording_access` (who, role, when) and logged.
 
 use axum::Json;
@@ -78,10 +79,10 @@ pub async fn search(
     staff: Staff,
     Query(q): Query<RecordingQuery>,
 ) -> Result<Json<RecordingList>, ApiError> {
-    let agent = if sees_all(staff.user.role) {
-        q.agent.filter(|a| !a.is_empty())
+    let (agent, own) = if sees_all(staff.user.role) {
+        (q.agent.filter(|a| !a.is_empty()), None)
     } else if staff.user.role == Role::Agent {
-        Some(staff.user.id.to_string())
+        (None, Some(staff.user.id.to_string()))
     } else {
         return Err(ApiError::forbidden(
             "supervisors, analysts, admins and agents only",
@@ -108,6 +109,12 @@ pub async fn search(
     }
     if agent.is_some() {
         sql += &format!(" AND agent = {}", next());
+    }
+    if own.is_some() {
+        let (a, b) = (next(), next());
+        sql += &format!(
+            " AND (agent = {a} OR conversation_id IN (SELECT id FROM conversations WHERE assignee = {b}))"
+        );
     }
     if q.from.is_some() {
         sql += &format!(" AND started_at >= {}", next());
@@ -136,6 +143,9 @@ pub async fn search(
     }
     if let Some(a) = agent {
         query = query.bind(a);
+    }
+    if let Some(me) = own {
+        query = query.bind(me.clone()).bind(me);
     }
     if let Some(f) = q.from {
         query = query.bind(ms(f));
@@ -166,6 +176,25 @@ pub async fn search(
     Ok(Json(RecordingList { recordings }))
 }
 
+/// An agent's own recording: a call they took, or a conversation assigned to them.
+async fn is_own(state: &AppState, staff: &Staff, rec: &RecordingRow) -> Result<bool, ApiError> {
+    let me = staff.user.id.to_string();
+    if rec.agent.as_deref() == Some(me.as_str()) {
+        return Ok(true);
+    }
+    let Ok(id) = rec
+        .conversation_id
+        .parse::<switchboard_bus::ConversationId>()
+    else {
+        return Ok(false);
+    };
+    Ok(state
+        .db
+        .conversation(id)
+        .await?
+        .is_some_and(|c| c.assignee == Some(staff.user.id)))
+}
+
 #[utoipa::path(get, path = "/api/recordings/{id}/audio", tag = "recordings",
     params(("id" = String, Path, description = "Recording id")),
     responses((status = 200, content_type = "audio/wav", description = "The WAV file"),
@@ -186,8 +215,7 @@ pub async fn audio(
     .ok_or_else(|| ApiError::not_found("recording"))?;
     let rec = row_to_recording(&row)?;
     let allowed = sees_all(staff.user.role)
-        || (staff.user.role == Role::Agent
-            && rec.agent.as_deref() == Some(staff.user.id.to_string().as_str()));
+        || (staff.user.role == Role::Agent && is_own(&state, &staff, &rec).await?);
     if !allowed {
         tracing::warn!(recording = %id, user = %staff.user.id, role = %staff.user.role, "recording access refused");
         return Err(ApiError::forbidden("not your recording"));
