@@ -156,7 +156,12 @@ impl Retriever for KbRetriever {
                 version: p.version,
                 chunk_id: p.chunk_id,
                 title: p.title,
-                text: p.text,
+                // The section heading helps the agent judge what a passage is about.
+                text: if p.heading.is_empty() {
+                    p.text
+                } else {
+                    format!("## {}\n{}", p.heading, p.text)
+                },
                 score: p.score,
                 lang: match p.lang.as_str() {
                     "zh" => Some(Lang::Zh),
