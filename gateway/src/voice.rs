@@ -119,7 +119,7 @@ pub async fn start(
         recordings,
     });
     Ok(Some(tokio::spawn(async move {
-        let mut calls: HashMap<CallHandle, mpsc::UnboundedSender<ServerEvent>> = HashMap::new();
+        let mut calls: HashMap<CallHandle, mpsc::UnboundedSender<Stamped>> = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -166,6 +166,9 @@ async fn piper_voice(config: &Config) -> Option<Arc<Piper>> {
         .clone()
 }
 
+/// A server event and when the dispatcher received it.
+type Stamped = (tokio::time::Instant, ServerEvent);
+
 fn event_call(ev: &ServerEvent) -> Option<CallHandle> {
     match ev {
         ServerEvent::CallOffered { call, .. }
@@ -182,7 +185,7 @@ fn event_call(ev: &ServerEvent) -> Option<CallHandle> {
 
 fn dispatch(
     shared: &Arc<Shared>,
-    calls: &mut HashMap<CallHandle, mpsc::UnboundedSender<ServerEvent>>,
+    calls: &mut HashMap<CallHandle, mpsc::UnboundedSender<Stamped>>,
     ev: ServerEvent,
 ) {
     if let ServerEvent::CallOffered { call, info } = ev {
@@ -201,7 +204,7 @@ fn dispatch(
     let Some(call) = event_call(&ev) else { return };
     let ended = matches!(ev, ServerEvent::CallEnded { .. });
     if let Some(tx) = calls.get(&call) {
-        let _ = tx.send(ev);
+        let _ = tx.send((tokio::time::Instant::now(), ev));
     }
     if ended {
         calls.remove(&call);
@@ -267,6 +270,7 @@ fn end_reason(r: &EndReason) -> &'static str {
 struct Recording<R> {
     id: String,
     started_at: DateTime<Utc>,
+    clock: tokio::time::Instant,
     path: PathBuf,
     rec: R,
 }
@@ -364,11 +368,14 @@ impl CallRun<'_> {
                     self.message = Some(Recording {
                         id,
                         started_at: Utc::now(),
+                        clock: tokio::time::Instant::now(),
                         path,
                         rec,
                     });
                 }
-                Action::StopRecording => self.finish_message().await?,
+                Action::StopRecording => {
+                    self.finish_message(tokio::time::Instant::now()).await?;
+                }
                 Action::Hangup => {
                     self.shared.server.hangup(self.call)?;
                 }
@@ -384,11 +391,14 @@ impl CallRun<'_> {
         }
     }
 
-    fn audio(&mut self, pcm: &[i16]) -> Result<(), CallError> {
+    /// A caller frame that reached the dispatcher at `now`.
+    fn audio(&mut self, pcm: &[i16], now: tokio::time::Instant) -> Result<(), CallError> {
         if let Some(w) = &mut self.whole {
+            w.rec.fill_to(now.saturating_duration_since(w.clock))?;
             w.rec.caller(pcm)?;
         }
         if let Some(m) = &mut self.message {
+            m.rec.fill_to(now.saturating_duration_since(m.clock))?;
             m.rec.caller(pcm)?;
         }
         Ok(())
@@ -439,19 +449,21 @@ impl CallRun<'_> {
         self.append(events).await
     }
 
-    async fn finish_message(&mut self) -> Result<(), CallError> {
-        let Some(m) = self.message.take() else {
+    async fn finish_message(&mut self, at: tokio::time::Instant) -> Result<(), CallError> {
+        let Some(mut m) = self.message.take() else {
             return Ok(());
         };
+        m.rec.fill_to(at.saturating_duration_since(m.clock))?;
         let d = m.rec.finish()?;
         self.store(m.id, "voicemail", m.started_at, &m.path, d)
             .await
     }
 
-    async fn finish_whole(&mut self) -> Result<(), CallError> {
-        let Some(w) = self.whole.take() else {
+    async fn finish_whole(&mut self, at: tokio::time::Instant) -> Result<(), CallError> {
+        let Some(mut w) = self.whole.take() else {
             return Ok(());
         };
+        w.rec.fill_to(at.saturating_duration_since(w.clock))?;
         let d = w.rec.finish()?;
         self.store(w.id, "call", w.started_at, &w.path, d).await
     }
@@ -461,7 +473,7 @@ async fn run_call(
     shared: &Shared,
     call: CallHandle,
     info: CallInfo,
-    mut rx: mpsc::UnboundedReceiver<ServerEvent>,
+    mut rx: mpsc::UnboundedReceiver<Stamped>,
 ) -> Result<(), CallError> {
     let (caller, phone) = caller_of(&info);
     let called = called_of(&info);
@@ -521,8 +533,9 @@ async fn run_call(
                 continue;
             }
         };
-        let Some(ev) = ev else { break };
-        let now = tokio::time::Instant::now();
+        // The dispatcher's arrival time: the call task may lag behind it
+        // while it synthesises a prompt or appends events.
+        let Some((now, ev)) = ev else { break };
         match ev {
             ServerEvent::CallEstablished { .. } if answered_at.is_none() => {
                 answered_at = Some(now);
@@ -535,6 +548,7 @@ async fn run_call(
                 run.whole = Some(Recording {
                     id,
                     started_at: Utc::now(),
+                    clock: now,
                     rec: CallRecorder::create(&path)?,
                     path,
                 });
@@ -550,11 +564,11 @@ async fn run_call(
                 ivr.on_playout_finished(now.into_std());
                 run.act(&mut ivr).await?;
             }
-            ServerEvent::Audio { frame, .. } => run.audio(&frame.samples)?,
+            ServerEvent::Audio { frame, .. } => run.audio(&frame.samples, now)?,
             ServerEvent::CallEnded { reason, .. } => {
                 // A caller who hangs up while leaving a message leaves it.
-                run.finish_message().await?;
-                run.finish_whole().await?;
+                run.finish_message(now).await?;
+                run.finish_whole(now).await?;
                 let talk = answered_at.map_or(0, |t| now.duration_since(t).as_secs());
                 run.append(vec![Event::CallEnded {
                     call_id: run.sip_call_id.clone(),

@@ -7,6 +7,12 @@
 //! the played audio (silence when nothing plays). A [`MessageRecorder`]
 //! writes the caller alone, mono, for voicemail.
 //!
+//! Caller frames only exist when RTP arrives (none before the first packet,
+//! none during silence suppression or one-way audio), so the glue calls
+//! `fill_to(elapsed)` with the time since the recording began: missing caller
+//! audio becomes silence and both channels stay on the call's clock. A slack
+//! of three frames absorbs scheduling jitter without inserting gaps.
+//!
 //! The WAV header is rewritten every second of audio ([`hound::WavWriter::flush`]),
 //! so a file is playable even if the process dies mid-call;
 //! [`CallRecorder::finish`] closes it and reports its length.
@@ -24,6 +30,17 @@ use std::time::Duration;
 pub const SAMPLE_RATE: u32 = 8_000;
 /// Frames between header rewrites (one second of 20 ms frames).
 const FLUSH_EVERY: u32 = 50;
+/// Samples per 20 ms frame.
+const FRAME: u64 = 160;
+/// How far behind the clock a recording may fall before silence is inserted.
+const SLACK: u64 = 3 * FRAME;
+
+/// Whole frames of silence needed so `samples` catches up with `elapsed`.
+fn frames_missing(samples: u64, elapsed: Duration) -> u64 {
+    let due =
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX / 16) * u64::from(SAMPLE_RATE) / 1000;
+    due.saturating_sub(samples + SLACK) / FRAME
+}
 
 /// A recording could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +110,14 @@ impl CallRecorder {
         Ok(())
     }
 
+    /// Pads the caller side with silence up to `elapsed` since the start.
+    pub fn fill_to(&mut self, elapsed: Duration) -> Result<(), RecordingError> {
+        for _ in 0..frames_missing(self.samples, elapsed) {
+            self.caller(&[0; FRAME as usize])?;
+        }
+        Ok(())
+    }
+
     /// Length so far.
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
@@ -140,6 +165,14 @@ impl MessageRecorder {
         self.frames += 1;
         if self.frames.is_multiple_of(FLUSH_EVERY) {
             self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Pads the caller side with silence up to `elapsed` since the start.
+    pub fn fill_to(&mut self, elapsed: Duration) -> Result<(), RecordingError> {
+        for _ in 0..frames_missing(self.samples, elapsed) {
+            self.caller(&[0; FRAME as usize])?;
         }
         Ok(())
     }
@@ -213,6 +246,40 @@ mod tests {
             right[200..].iter().all(|&x| x == 0),
             "stopped audio is not recorded"
         );
+    }
+
+    #[test]
+    fn missing_caller_audio_becomes_silence_on_the_call_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let mut rec = CallRecorder::create(&path).unwrap();
+        rec.played(&[4; 1_600]);
+        // Within the slack nothing is inserted (the frame is just late).
+        rec.fill_to(Duration::from_millis(60)).unwrap();
+        assert_eq!(rec.duration(), Duration::ZERO);
+        // 200 ms without a caller frame: 140 ms padded (the slack stays).
+        rec.fill_to(Duration::from_millis(200)).unwrap();
+        assert_eq!(rec.duration(), Duration::from_millis(140));
+        rec.caller(&[1; 160]).unwrap();
+        rec.fill_to(Duration::from_millis(160)).unwrap(); // the clock is behind: nothing
+        assert_eq!(rec.finish().unwrap(), Duration::from_millis(160));
+        let s: Vec<i16> = hound::WavReader::open(&path)
+            .unwrap()
+            .samples::<i16>()
+            .map(Result::unwrap)
+            .collect();
+        let left: Vec<i16> = s.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = s.iter().skip(1).step_by(2).copied().collect();
+        assert!(left[..1_120].iter().all(|&x| x == 0));
+        assert!(left[1_120..].iter().all(|&x| x == 1));
+        assert!(
+            right.iter().all(|&x| x == 4),
+            "what we played stays in step"
+        );
+
+        let mut vm = MessageRecorder::create(&dir.path().join("vm.wav")).unwrap();
+        vm.fill_to(Duration::from_secs(1)).unwrap();
+        assert_eq!(vm.duration(), Duration::from_millis(940));
     }
 
     #[test]
