@@ -9,6 +9,7 @@
 // server under test, which runs with the virtual agent on), CHROMIUM, HEADED=1.
 
 import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 
 const BASE = (process.env.SWITCHBOARD_URL || 'http://127.0.0.1:18080').replace(/\/+$/, '');
 const KM_EMAIL = process.env.KM_EMAIL;
@@ -19,55 +20,8 @@ const T = 30000;
 const TITLE = 'Lost and found at Harbour Street';
 const BODY = '# Lost and found\n\nItems left in the Harbour Street shop are kept for 45 days.\nYou can collect them at the service desk with a photo ID.\n';
 const QUESTION = 'How long do you keep items left in the Harbour Street shop?';
-const started = Date.now();
-let passed = 0;
-let browser = null;
-const pages = {};
+const { log, fail, check, assert, done, pages, setBrowser } = harness('kb');
 
-function log(msg) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
-}
-async function fail(name, err) {
-  console.error(`\nFAILED: ${name}\n  ${String((err && err.message) || err).split('\n').join('\n  ')}`);
-  for (const [label, page] of Object.entries(pages)) {
-    if (page && !page.isClosed()) {
-      const file = `/tmp/switchboard-kb-failure-${label}.png`;
-      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`  screenshot of ${label}: ${file}`);
-    }
-  }
-  console.log(`${passed} passed, 1 failed`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
-async function check(name, fn) {
-  log(`… ${name}`);
-  try {
-    await fn();
-  } catch (err) {
-    await fail(name, err);
-  }
-  passed += 1;
-  log(`ok ${name}`);
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(desc, fn, timeout = T) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = `error: ${e.message}`;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${desc}; last: ${JSON.stringify(last ?? null)}`);
-    await pause(150);
-  }
-}
 async function signIn(page, email) {
   await page.goto(`${BASE}/login`);
   await page.fill('#email', email);
@@ -80,11 +34,12 @@ async function main() {
     console.error('Set KM_EMAIL, AGENT_EMAIL and PASSWORD.');
     process.exit(2);
   }
-  browser = await chromium.launch({
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: !process.env.HEADED,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  setBrowser(browser);
   const page = async (key) => {
     const c = await browser.newContext({ viewport: { width: 1366, height: 820 } });
     const p = await c.newPage();
@@ -159,9 +114,7 @@ async function main() {
     await agent.screenshot({ path: '/tmp/switchboard-inbox-handoff.png', fullPage: true });
   });
 
-  console.log(`${passed} passed, 0 failed`);
-  await browser.close();
-  process.exit(0);
+  await done();
 }
 
 main().catch((err) => fail('unexpected error', err));

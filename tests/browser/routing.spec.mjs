@@ -9,6 +9,7 @@
 // CHROMIUM (default /usr/bin/chromium), HEADED=1 to watch.
 
 import { chromium } from 'playwright-core';
+import { harness } from './harness.mjs';
 
 const BASE = (process.env.SWITCHBOARD_URL || 'http://127.0.0.1:18080').replace(/\/+$/, '');
 const ADMIN_EMAIL = process.env.ADMIN_EMAIL;
@@ -17,55 +18,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const T = 20000;
 const PASSWORD = 'routing test password 1';
 const QUESTION = 'My invoice shows a double charge';
-const started = Date.now();
-let passed = 0;
-let browser = null;
-const pages = {};
-
-function log(msg) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
-}
-async function fail(name, err) {
-  console.error(`\nFAILED: ${name}\n  ${String((err && err.message) || err).split('\n').join('\n  ')}`);
-  for (const [label, page] of Object.entries(pages)) {
-    if (page && !page.isClosed()) {
-      const file = `/tmp/switchboard-routing-failure-${label}.png`;
-      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`  screenshot of ${label}: ${file}`);
-    }
-  }
-  console.log(`${passed} passed, 1 failed`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
-async function check(name, fn) {
-  log(`… ${name}`);
-  try {
-    await fn();
-  } catch (err) {
-    await fail(name, err);
-  }
-  passed += 1;
-  log(`ok ${name}`);
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-const pause = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(desc, fn, timeout = T) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = `error: ${e.message}`;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${desc}; last: ${JSON.stringify(last ?? null)}`);
-    await pause(150);
-  }
-}
+const { log, fail, check, assert, waitUntil, done, pages, setBrowser } = harness('routing');
 
 // A logged-in API session for setup (cookie + CSRF), like the admin page uses.
 async function session(email, password) {
@@ -130,11 +83,12 @@ async function main() {
     await admin('PUT', `/api/routing/agents/${people.novice.id}`, { skills: { billing: 2 }, languages: ['en'], chat_capacity: 2 });
   });
 
-  browser = await chromium.launch({
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: !process.env.HEADED,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  setBrowser(browser);
   const ctx = async (key) => {
     const c = await browser.newContext({ viewport: { width: 1366, height: 800 } });
     const p = await c.newPage();
@@ -243,9 +197,7 @@ async function main() {
     await lead.locator(`#agents-body tr[data-agent="${people.novice.id}"] td.state-away`).waitFor({ timeout: T });
   });
 
-  console.log(`${passed} passed, 0 failed`);
-  await browser.close();
-  process.exit(0);
+  await done();
 }
 
 main().catch((err) => fail('unexpected error', err));
