@@ -99,6 +99,7 @@ pub fn spawn(
     writer: Writer,
     bus: Arc<dyn Bus>,
     agent: Arc<Agent>,
+    scope: BotScope,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -114,6 +115,7 @@ pub fn spawn(
                         writer: writer.clone(),
                         agent: agent.clone(),
                         bus: bus.clone(),
+                        scope: scope.clone(),
                         locks: Arc::new(Mutex::new(HashMap::new())),
                         slots: Arc::new(Semaphore::new(CONCURRENT_TURNS)),
                     };
@@ -138,6 +140,7 @@ struct Runner {
     writer: Writer,
     agent: Arc<Agent>,
     bus: Arc<dyn Bus>,
+    scope: BotScope,
     /// One turn at a time per conversation, in message order.
     locks: Arc<Mutex<HashMap<ConversationId, Arc<Mutex<()>>>>>,
     slots: Arc<Semaphore>,
@@ -208,8 +211,11 @@ impl Runner {
         let Some(c) = self.db.conversation(id).await.map_err(|e| e.to_string())? else {
             return Ok(());
         };
-        if !bot_serves(&c) {
+        if !bot_serves(&c, &self.scope.channels) {
             return Ok(());
+        }
+        if !self.scope.open_now() {
+            return self.outside_hours(env, &c).await;
         }
         let mut state = match load_state(&self.db, id).await.map_err(|e| e.to_string())? {
             Some(s) => s,
@@ -222,6 +228,7 @@ impl Runner {
             .increment(1);
         let events = turn_events(&outcome);
         let key = format!("bot:{}", env.id);
+        let channels = self.scope.channels.clone();
         let appended = self
             .writer
             .append(
@@ -229,7 +236,7 @@ impl Runner {
                 Some(key),
                 Box::new(move |c| {
                     let c = c.ok_or(AppendError::NotFound)?;
-                    if !bot_serves(c) {
+                    if !bot_serves(c, &channels) {
                         return Ok(vec![]); // a person took over meanwhile
                     }
                     Ok(events.clone())
@@ -246,12 +253,80 @@ impl Runner {
     }
 }
 
-/// Whether the virtual agent answers in this conversation now.
-fn bot_serves(c: &Conversation) -> bool {
+/// Where and when the virtual agent answers.
+#[derive(Debug, Clone)]
+pub struct BotScope {
+    /// Channels it answers on.
+    pub channels: Vec<Channel>,
+    /// Its hours; `None`: always.
+    pub hours: Option<switchboard_router::BusinessHours>,
+}
+
+impl BotScope {
+    fn open_now(&self) -> bool {
+        let now = switchboard_router::Timestamp::from_millis(
+            u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0),
+        );
+        self.hours.as_ref().is_none_or(|h| h.is_open(now))
+    }
+}
+
+/// Whether the virtual agent answers in this conversation (hours aside).
+fn bot_serves(c: &Conversation, channels: &[Channel]) -> bool {
     c.status == ConversationStatus::Open
         && c.assignee.is_none()
         && !c.awaiting_agent
-        && c.channel == Channel::WebChat
+        && channels.contains(&c.channel)
+}
+
+impl Runner {
+    /// Outside the virtual agent's hours the conversation goes to the agents'
+    /// queues at once, with what the customer wrote as context.
+    async fn outside_hours(&self, env: &Envelope, c: &Conversation) -> Result<(), String> {
+        let transcript = self
+            .db
+            .events_after(c.id, 0, 10_000)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::MessageAdded { from, text, .. } => Some(switchboard_bus::TranscriptLine {
+                    from,
+                    text: switchboard_nlu::pii::mask(
+                        &text,
+                        switchboard_nlu::pii::PiiConfig::default(),
+                    )
+                    .text,
+                    at: e.at,
+                }),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let channels = self.scope.channels.clone();
+        self.writer
+            .append(
+                c.id,
+                Some(format!("bot:{}", env.id)),
+                Box::new(move |c| {
+                    let c = c.ok_or(AppendError::NotFound)?;
+                    if !bot_serves(c, &channels) {
+                        return Ok(vec![]);
+                    }
+                    Ok(vec![Event::HandoffRequested {
+                        reason: switchboard_bus::HandoffReason::BotDisabled,
+                        skill: None,
+                        context: switchboard_bus::HandoffContext {
+                            transcript: transcript.clone(),
+                            summary: Some("outside the virtual agent's hours".into()),
+                            ..Default::default()
+                        },
+                    }])
+                }),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn decision_name(o: &TurnOutcome) -> &'static str {

@@ -89,6 +89,12 @@ pub struct Config {
     pub bot: BotMode,
     /// The company name the virtual agent speaks for.
     pub bot_company: String,
+    /// Channels the virtual agent answers on.
+    pub bot_channels: Vec<switchboard_bus::Channel>,
+    /// When the virtual agent answers (a weekly schedule in a fixed UTC offset, as for
+    /// routing queues); unset: always. Outside these hours conversations go straight to
+    /// the agents' queues.
+    pub bot_hours: Option<switchboard_router::BusinessHours>,
     /// OpenAI-compatible endpoint for `bot = "openai"` (e.g. http://127.0.0.1:8000/v1).
     pub openai_base_url: Option<String>,
     /// Model name at that endpoint.
@@ -122,6 +128,8 @@ impl Default for Config {
             db_max_connections: 16,
             bot: BotMode::Extractive,
             bot_company: "our company".into(),
+            bot_channels: vec![switchboard_bus::Channel::WebChat],
+            bot_hours: None,
             openai_base_url: None,
             openai_model: "gpt-4o-mini".into(),
             openai_api_key: None,

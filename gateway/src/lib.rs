@@ -153,6 +153,10 @@ pub async fn serve_on(
             writer.clone(),
             bus.clone(),
             agent,
+            bot::BotScope {
+                channels: config.bot_channels.clone(),
+                hours: config.bot_hours.clone(),
+            },
             shutdown_rx.clone(),
         )
     });

@@ -220,3 +220,50 @@ async fn unanswered_questions_are_listed_as_gaps() {
     assert!(tried["reply"].as_str().unwrap().contains("€5"), "{tried}");
     assert!(!tried["trace"]["passages"].as_array().unwrap().is_empty());
 }
+
+/// Outside the virtual agent's hours a customer goes straight to the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_bot_hours_conversations_go_to_people() {
+    let server = TestServer::start_configured(Stack::Embedded, |c| {
+        c.bot_hours = Some(switchboard_router::BusinessHours {
+            utc_offset_minutes: 0,
+            weekly: std::array::from_fn(|_| Vec::new()), // never open
+        });
+    })
+    .await;
+    server.add_user("ann@example.com", Role::Agent).await;
+    let ann = server.staff("ann@example.com").await;
+    let (customer, id, _) = server.customer("Olga").await;
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "How much does the World Pass cost? My card is 4111 1111 1111 1111", "client_msg_id": "h1"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let mut handoff = None;
+    for _ in 0..200 {
+        let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+        if let Some(h) = all
+            .iter()
+            .find(|e| e["event"]["type"] == "handoff_requested")
+        {
+            handoff = Some((h.clone(), all));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (h, all) = handoff.expect("handed to people outside the bot's hours");
+    assert_eq!(h["event"]["reason"], "bot_disabled");
+    let line = h["event"]["context"]["transcript"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !line.contains("4111 1111 1111 1111"),
+        "card masked in the context: {line}"
+    );
+    assert!(
+        all.iter().all(|e| e["event"]["from"]["kind"] != "bot"),
+        "the bot stays silent outside its hours"
+    );
+}
