@@ -14,7 +14,7 @@
 //! The application talks to calls through [`VoiceServer`] (commands) and the
 //! [`ServerEvent`] receiver it gets from [`VoiceServer::start`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -253,7 +253,7 @@ impl VoiceServer {
             .rtp_ports
             .clone()
             .filter(|p| p % 2 == 0)
-            .collect::<BTreeSet<u16>>();
+            .collect::<VecDeque<u16>>();
         let sig = Signalling {
             endpoint: Endpoint::new(cfg.endpoint.clone(), Instant::now()),
             udp,
@@ -441,7 +441,10 @@ struct Signalling {
     conns: Conns,
     media: MediaMap,
     events: mpsc::UnboundedSender<ServerEvent>,
-    free_ports: BTreeSet<u16>,
+    /// Free even ports, least recently used first: a port freed by a call
+    /// that just ended goes to the back, so its sockets are long closed and
+    /// its stray packets long gone before another call gets it.
+    free_ports: VecDeque<u16>,
     rtp_ip: IpAddr,
 }
 
@@ -483,16 +486,25 @@ impl Signalling {
         }
     }
 
+    /// Returns a port to the back of the pool (once).
+    fn release(&mut self, port: u16) {
+        if !self.free_ports.contains(&port) {
+            self.free_ports.push_back(port);
+        }
+    }
+
     async fn allocate(&mut self) -> io::Result<(u16, Arc<UdpSocket>, Arc<UdpSocket>)> {
-        let candidates: Vec<u16> = self.free_ports.iter().copied().take(32).collect();
-        for port in candidates {
-            self.free_ports.remove(&port);
+        for _ in 0..32 {
+            let Some(port) = self.free_ports.pop_front() else {
+                break;
+            };
             let rtp = UdpSocket::bind(SocketAddr::new(self.rtp_ip, port)).await;
             let rtcp = UdpSocket::bind(SocketAddr::new(self.rtp_ip, port + 1)).await;
             if let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) {
                 return Ok((port, Arc::new(rtp), Arc::new(rtcp)));
             }
-            // Taken by someone else: leave it out of the pool for now.
+            // Taken by another program for now: try it again much later.
+            self.free_ports.push_back(port);
         }
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
@@ -555,7 +567,7 @@ impl Signalling {
                         Ok(()) => (call, Ok(())),
                         Err(e) => {
                             if let Some((port, ..)) = answering.remove(&call) {
-                                self.free_ports.insert(port);
+                                self.release(port);
                             }
                             if let CommandError::NotAcceptable(_) = e {
                                 let _ = self.endpoint.reject(Instant::now(), call, 488);
@@ -678,13 +690,13 @@ impl Signalling {
         answering: &mut HashMap<CallHandle, (u16, Arc<UdpSocket>, Arc<UdpSocket>)>,
     ) -> Option<MediaStats> {
         if let Some((port, ..)) = answering.remove(&call) {
-            self.free_ports.insert(port);
+            self.release(port);
         }
         let m = lock(&self.media).remove(&call)?;
         for t in m.tasks {
             t.abort();
         }
-        self.free_ports.insert(m.port);
+        self.release(m.port);
         Some(m.session.stats())
     }
 }
