@@ -12,7 +12,8 @@
 //!   synthesising prompts with [`Tts`] (the Piper voice when
 //!   switchboard-models has `piper-joe-medium` prepared, else espeak-ng) and appending `ivr_step` and
 //!   `dtmf_received`; a skill step appends `handoff_requested` so the router
-//!   queues the call, and the caller then waits in silence until hang-up;
+//!   queues the call, and the caller then waits (hold prompt every
+//!   `hold_every_secs`, silence between) until hang-up;
 //! * records the whole call as a stereo WAV (caller left, Switchboard right)
 //!   into `<data_dir>/recordings/<id>.wav`, and a voicemail as a mono WAV;
 //!   both go into the `recordings` table with a `recording_available` event,

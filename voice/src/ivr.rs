@@ -58,6 +58,9 @@ fn default_retries() -> u32 {
 fn default_max_secs() -> u64 {
     120
 }
+fn default_hold_every_secs() -> u64 {
+    30
+}
 
 /// One step of a flow.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -101,6 +104,12 @@ pub enum Node {
         /// Played once before waiting.
         #[serde(default)]
         prompt: Option<Prompt>,
+        /// Played every `hold_every_secs` while waiting (else silence).
+        #[serde(default)]
+        hold_prompt: Option<Prompt>,
+        /// Seconds between hold prompts (from the end of the last one).
+        #[serde(default = "default_hold_every_secs")]
+        hold_every_secs: u64,
     },
     /// Greeting, beep, then record up to `max_secs` (or until `#`), then hang up.
     Voicemail {
@@ -203,8 +212,15 @@ impl Flow {
                         .chain(on_invalid.iter())
                         .collect()
                 }
-                Node::SetSkill { skill, .. } => {
+                Node::SetSkill {
+                    skill,
+                    hold_every_secs,
+                    ..
+                } => {
                     switchboard_bus::Skill::new(skill.clone()).map_err(|e| bad(&e.to_string()))?;
+                    if *hold_every_secs == 0 {
+                        return Err(bad("hold_every_secs must be at least 1"));
+                    }
                     vec![]
                 }
                 Node::Voicemail { max_secs, .. } => {
@@ -257,16 +273,19 @@ on_timeout = "general"
 type = "set_skill"
 skill = "billing"
 prompt = { text = "Please hold while we connect you to billing." }
+hold_prompt = { text = "Thank you for holding. An agent will be with you shortly." }
 
 [flows.default.nodes.technical]
 type = "set_skill"
 skill = "technical"
 prompt = { text = "Please hold while we connect you to technical support." }
+hold_prompt = { text = "Thank you for holding. An agent will be with you shortly." }
 
 [flows.default.nodes.general]
 type = "set_skill"
 skill = "general"
 prompt = { text = "Please hold while we connect you to the next available agent." }
+hold_prompt = { text = "Thank you for holding. An agent will be with you shortly." }
 
 [flows.default.nodes.voicemail]
 type = "voicemail"
@@ -328,9 +347,15 @@ impl FlowSet {
                         out.push(prompt);
                         out.extend(invalid_prompt.iter());
                     }
-                    Node::SetSkill { prompt, .. } | Node::Hangup { prompt } => {
+                    Node::SetSkill {
+                        prompt,
+                        hold_prompt,
+                        ..
+                    } => {
                         out.extend(prompt.iter());
+                        out.extend(hold_prompt.iter());
                     }
+                    Node::Hangup { prompt } => out.extend(prompt.iter()),
                     Node::Voicemail { greeting, .. } => out.push(greeting),
                 }
             }
@@ -395,8 +420,8 @@ enum Phase {
     Beeping,
     /// Recording until the deadline or `#`.
     Recording { deadline: Instant },
-    /// Handed off; waiting for an agent.
-    Waiting,
+    /// Handed off; waiting for an agent (next hold prompt due at `next`).
+    Waiting { next: Option<Instant> },
     /// Saying goodbye, then hang up.
     Closing,
     /// Hung up.
@@ -457,6 +482,7 @@ impl Ivr {
         match &self.phase {
             Phase::Collecting { deadline, .. } => *deadline,
             Phase::Recording { deadline } => Some(*deadline),
+            Phase::Waiting { next } => *next,
             _ => None,
         }
     }
@@ -494,14 +520,24 @@ impl Ivr {
                     deadline: None,
                 };
             }
-            Node::SetSkill { skill, prompt } => {
+            Node::SetSkill {
+                skill,
+                prompt,
+                hold_prompt,
+                hold_every_secs,
+            } => {
                 self.actions
                     .push_back(step(format!("queued for skill {skill}")));
                 self.actions.push_back(Action::Handoff { skill });
-                if let Some(p) = prompt {
-                    self.actions.push_back(Action::Play(p));
+                let hold = hold_prompt.map(|_| now + Duration::from_secs(hold_every_secs));
+                match prompt {
+                    Some(p) => {
+                        self.actions.push_back(Action::Play(p));
+                        // The hold timer starts once the prompt has played.
+                        self.phase = Phase::Waiting { next: None };
+                    }
+                    None => self.phase = Phase::Waiting { next: hold },
                 }
-                self.phase = Phase::Waiting;
             }
             Node::Voicemail { greeting, .. } => {
                 self.actions.push_back(step("voicemail greeting".into()));
@@ -522,7 +558,6 @@ impl Ivr {
                 }
             }
         }
-        let _ = now;
     }
 
     /// Everything queued for playing has been played.
@@ -565,7 +600,24 @@ impl Ivr {
                 self.actions.push_back(Action::Hangup);
                 self.phase = Phase::Done;
             }
+            Phase::Waiting { .. } => {
+                self.phase = Phase::Waiting {
+                    next: self.hold_every().map(|every| now + every),
+                };
+            }
             other => self.phase = other,
+        }
+    }
+
+    /// The hold prompt interval of the current node, if it has a hold prompt.
+    fn hold_every(&self) -> Option<Duration> {
+        match self.node_def(&self.node) {
+            Some(Node::SetSkill {
+                hold_prompt: Some(_),
+                hold_every_secs,
+                ..
+            }) => Some(Duration::from_secs(hold_every_secs)),
+            _ => None,
         }
     }
 
@@ -702,6 +754,17 @@ impl Ivr {
                 }
             }
             Phase::Recording { .. } => self.stop_recording(),
+            Phase::Waiting { .. } => {
+                if let Some(Node::SetSkill {
+                    hold_prompt: Some(p),
+                    ..
+                }) = self.node_def(&self.node)
+                {
+                    self.actions.push_back(Action::Play(p));
+                }
+                // The next one is scheduled when this one has played.
+                self.phase = Phase::Waiting { next: None };
+            }
             other => self.phase = other,
         }
     }
@@ -737,7 +800,7 @@ mod tests {
         let set = FlowSet::builtin();
         let flow = set.for_number("anything");
         assert_eq!(flow.start, "menu");
-        assert_eq!(set.prompts().len(), 6);
+        assert_eq!(set.prompts().len(), 9);
     }
 
     #[test]
@@ -756,8 +819,25 @@ mod tests {
         assert_eq!(a[0], Action::Digits("1".into()));
         assert_eq!(handoffs(&a), vec!["billing".to_string()]);
         assert_eq!(ivr.node(), "billing");
-        assert_eq!(ivr.poll_timeout(), None);
+        assert_eq!(
+            ivr.poll_timeout(),
+            None,
+            "hold timer waits for the hold prompt"
+        );
         assert!(!ivr.is_done());
+        // Reassurance every 30 s after the last prompt ended, until hang-up.
+        ivr.on_playout_finished(secs(t0, 10));
+        assert_eq!(ivr.poll_timeout(), Some(secs(t0, 40)));
+        ivr.handle_timeout(secs(t0, 40));
+        let a = drain(&mut ivr);
+        assert!(
+            matches!(&a[..], [Action::Play(Prompt::Text(t))] if t.starts_with("Thank you for holding")),
+            "{a:?}"
+        );
+        assert_eq!(ivr.poll_timeout(), None);
+        ivr.on_playout_finished(secs(t0, 43));
+        assert_eq!(ivr.poll_timeout(), Some(secs(t0, 73)));
+        assert!(handoffs(&drain(&mut ivr)).is_empty(), "one handoff only");
     }
 
     #[test]
