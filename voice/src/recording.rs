@@ -47,6 +47,13 @@ fn frames_missing(samples: u64, elapsed: Duration) -> u64 {
 #[error("recording: {0}")]
 pub struct RecordingError(#[from] hound::Error);
 
+impl RecordingError {
+    /// The file is a WAV, but not 8 kHz mono 16-bit (or a format hound cannot read).
+    pub fn is_unsupported_format(&self) -> bool {
+        matches!(self.0, hound::Error::Unsupported)
+    }
+}
+
 type Writer = hound::WavWriter<BufWriter<File>>;
 
 fn spec(channels: u16) -> hound::WavSpec {

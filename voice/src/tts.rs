@@ -104,11 +104,16 @@ impl Tts {
         match prompt {
             Prompt::Text(t) => self.speak(t).await,
             Prompt::File(p) => {
-                let p = p.clone();
-                tokio::task::spawn_blocking(move || read_prompt_wav(&p))
+                let path = p.clone();
+                let read = tokio::task::spawn_blocking(move || read_prompt_wav(&path))
                     .await
-                    .map_err(|e| TtsError::Io(std::io::Error::other(e)))?
-                    .map_err(TtsError::from)
+                    .map_err(|e| TtsError::Io(std::io::Error::other(e)))?;
+                match read {
+                    Ok(pcm) => Ok(pcm),
+                    // Another rate, stereo, 8/24/32-bit or float: sox converts it.
+                    Err(e) if e.is_unsupported_format() => resample(&self.sox, p).await,
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
@@ -303,6 +308,23 @@ mod tests {
                 .await
                 .is_err()
         );
+        // A 16 kHz stereo prompt is converted (when sox is installed).
+        let wide = dir.path().join("wide.wav");
+        let spec16 = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            ..spec
+        };
+        let mut w = hound::WavWriter::create(&wide, spec16).unwrap();
+        for _ in 0..16_000 {
+            w.write_sample(1_000i16).unwrap();
+            w.write_sample(1_000i16).unwrap();
+        }
+        w.finalize().unwrap();
+        if have("sox") {
+            let pcm = tts.render(&Prompt::File(wide)).await.unwrap();
+            assert!((7_900..=8_100).contains(&pcm.len()), "{}", pcm.len());
+        }
     }
 }
 
