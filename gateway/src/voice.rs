@@ -197,6 +197,8 @@ fn dispatch(
             let sip_call_id = info.sip_call_id.clone();
             if let Err(e) = run_call(&shared, call, *info, rx).await {
                 tracing::warn!(call_id = %sip_call_id, error = %e, "telephony: call handling failed");
+                // Whichever fits the call's state takes effect; the other fails harmlessly.
+                let _ = shared.server.reject(call, 503);
                 let _ = shared.server.hangup(call);
             }
         });
