@@ -67,6 +67,8 @@ async fn start(scaled: bool) -> Server {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         ),
+        // Transport only: the virtual agent's turns are measured by the chat_turn bench.
+        ("SWITCHBOARD_BOT", "off".into()),
     ];
     if scaled {
         use sqlx::Executor;

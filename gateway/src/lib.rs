@@ -188,6 +188,13 @@ pub async fn serve_on(
         "Switchboard is running: agent inbox {base}/inbox · widget demo {base}/demo · API {base}/api/openapi.json · metrics {base}/metrics"
     );
     let app = api::router(state);
+    // Chat is interactive: small frames go out at once (no Nagle delay).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -9,7 +9,9 @@ use serde_json::json;
 use switchboard_gateway::auth::Role;
 
 async fn journey(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server =
+        TestServer::start_configured(stack, |c| c.bot = switchboard_gateway::config::BotMode::Off)
+            .await;
     server.add_user("ann@example.com", Role::Agent).await;
     let agent = server.staff("ann@example.com").await;
     let (customer, id, _) = server.customer("Carla").await;
@@ -139,7 +141,9 @@ async fn journey(stack: Stack) {
 both_stacks!(journey_through_the_api, journey);
 
 async fn authorization(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server =
+        TestServer::start_configured(stack, |c| c.bot = switchboard_gateway::config::BotMode::Off)
+            .await;
     let mut ids = std::collections::HashMap::new();
     for (email, role) in [
         ("agent@x.io", Role::Agent),
@@ -322,7 +326,9 @@ async fn authorization(stack: Stack) {
 both_stacks!(authorization_matrix, authorization);
 
 async fn bad_input(stack: Stack) {
-    let server = TestServer::start(stack).await;
+    let server =
+        TestServer::start_configured(stack, |c| c.bot = switchboard_gateway::config::BotMode::Off)
+            .await;
     server.add_user("a@x.io", Role::Agent).await;
     let agent = server.staff("a@x.io").await;
     let (customer, id, _) = server.customer("C").await;
@@ -452,7 +458,10 @@ both_stacks!(bad_input_gets_clear_errors, bad_input);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_openapi() {
-    let server = TestServer::start(Stack::Embedded).await;
+    let server = TestServer::start_configured(Stack::Embedded, |c| {
+        c.bot = switchboard_gateway::config::BotMode::Off
+    })
+    .await;
     let http = reqwest::Client::new();
     assert_eq!(
         http.get(server.url("/healthz"))

@@ -531,6 +531,11 @@ impl Leader {
             Event::WrapUpDone { .. } => {
                 self.feed_quiet(Input::WrapUpDone { contact: id }).await;
             }
+            // A caller who hangs up leaves the queue (counted as abandoned) or ends the contact.
+            Event::CallEnded { .. } => {
+                self.feed_quiet(Input::ContactAbandoned { contact: id })
+                    .await;
+            }
             _ => {}
         }
         Ok(())
