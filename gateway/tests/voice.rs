@@ -48,6 +48,18 @@ fn free_udp_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
+/// A port free for both UDP and TCP: SIP listens on both (another test's HTTP
+/// listener may hold the TCP side of a port whose UDP side is free).
+fn free_sip_port() -> u16 {
+    for _ in 0..50 {
+        let p = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free for UDP and TCP");
+}
+
 /// An even port with the next three free too (sipp uses media_port and +2).
 fn free_media_port() -> u16 {
     for _ in 0..50 {
@@ -60,7 +72,7 @@ fn free_media_port() -> u16 {
 }
 
 async fn start_gateway(stack: Stack) -> (TestServer, SocketAddr) {
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_sip_port()).parse().unwrap();
     let server = TestServer::start_configured(stack, |c| {
         c.sip_listen = Some(sip);
         c.bot = BotMode::Off;
@@ -461,7 +473,7 @@ skill = "sales"
 "#,
     )
     .unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_sip_port()).parse().unwrap();
     let server = TestServer::start_configured(Stack::Embedded, |c| {
         c.sip_listen = Some(sip);
         c.ivr_file = Some(flows.clone());
