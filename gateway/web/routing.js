@@ -22,6 +22,7 @@
     const works = ['agent', 'supervisor', 'admin'].includes(me.role);
     $('supervisor-link').hidden = !['supervisor', 'admin', 'analyst'].includes(me.role);
     $('routing-link').hidden = me.role !== 'admin';
+    $('recordings-link').hidden = false;
     if (!works) {
       $('transfer-group').hidden = true;
       return;
