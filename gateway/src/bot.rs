@@ -33,7 +33,7 @@ use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::config::{BotMode, Config};
 use crate::db::{Db, DbError, ms};
-use crate::routing::Leadership;
+use crate::lease::Leadership;
 use crate::writer::{AppendError, Writer};
 
 /// Advisory lock key held by the node that runs the virtual agent.

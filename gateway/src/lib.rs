@@ -17,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod hub;
 pub mod knowledge;
+pub mod lease;
 pub mod publisher;
 pub mod routing;
 pub mod voice;

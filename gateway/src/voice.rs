@@ -192,10 +192,13 @@ fn dispatch(
     if let ServerEvent::CallOffered { call, info } = ev {
         let (tx, rx) = mpsc::unbounded_channel();
         calls.insert(call, tx);
+        metrics::counter!("switchboard_voice_calls_total").increment(1);
+        metrics::gauge!("switchboard_voice_active_calls").set(calls.len() as f64);
         let shared = shared.clone();
         tokio::spawn(async move {
             let sip_call_id = info.sip_call_id.clone();
             if let Err(e) = run_call(&shared, call, *info, rx).await {
+                metrics::counter!("switchboard_voice_calls_failed_total").increment(1);
                 tracing::warn!(call_id = %sip_call_id, error = %e, "telephony: call handling failed");
                 // Whichever fits the call's state takes effect; the other fails harmlessly.
                 let _ = shared.server.reject(call, 503);
@@ -211,6 +214,7 @@ fn dispatch(
     }
     if ended {
         calls.remove(&call);
+        metrics::gauge!("switchboard_voice_active_calls").set(calls.len() as f64);
     }
 }
 

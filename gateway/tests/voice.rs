@@ -500,3 +500,48 @@ skill = "sales"
     assert_eq!(handoff["event"]["skill"], "sales");
     assert!(k.iter().all(|k| k != "dtmf_received"));
 }
+
+/// Reads one unlabelled sample from Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `/metrics` counts the call and shows no active call once it has ended.
+#[tokio::test]
+async fn call_metrics_count_calls_and_return_to_no_active_call() {
+    if !sipp_present() {
+        return;
+    }
+    let (server, sip) = start_gateway(Stack::Embedded).await;
+    let http = reqwest::Client::new();
+    let scrape = || async {
+        http.get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    sipp(sip, "dtmf_rfc4733.xml", "100", &["-rtp_echo"]).await;
+    // The metrics recorder is process-wide: other tests' calls count too, so
+    // wait until every call in this process has ended.
+    let mut text = scrape().await;
+    for _ in 0..600 {
+        if metric(&text, "switchboard_voice_active_calls") == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    assert!(
+        metric(&text, "switchboard_voice_calls_total").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "switchboard_voice_active_calls"),
+        Some(0.0),
+        "{text}"
+    );
+}

@@ -87,7 +87,7 @@ fn me(staff: &Staff) -> Participant {
     Participant::Agent(staff.agent_id())
 }
 
-fn existing(state: Option<&Conversation>) -> Result<&Conversation, AppendError> {
+pub(crate) fn existing(state: Option<&Conversation>) -> Result<&Conversation, AppendError> {
     state.ok_or(AppendError::NotFound)
 }
 
@@ -183,7 +183,8 @@ pub async fn events(
     Ok(Json(EventList { events }))
 }
 
-async fn append(
+/// Appends what `decide` returns and answers with the stored events.
+pub(crate) async fn append(
     state: &AppState,
     id: ConversationId,
     key: Option<String>,

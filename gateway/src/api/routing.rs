@@ -18,15 +18,11 @@ use switchboard_bus::{
 use switchboard_router::{AgentProfile, Capacity, Language, Presence, QueueConfig, Team};
 use utoipa::ToSchema;
 
-use super::conversations::EventList;
+use super::conversations::{EventList, append, existing};
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{AppState, parse_conversation_id};
 use crate::auth::{Customer, Permission, Staff};
 use crate::writer::AppendError;
-
-fn existing(c: Option<&Conversation>) -> Result<&Conversation, AppendError> {
-    c.ok_or(AppendError::NotFound)
-}
 
 // ---- presence ----------------------------------------------------------------
 
@@ -226,34 +222,30 @@ async fn answer(
     staff.require(Permission::WorkConversations)?;
     let id = parse_conversation_id(&id)?;
     let agent = staff.agent_id();
-    let appended = state
-        .writer
-        .append(
-            id,
-            None,
-            Box::new(move |c| {
-                let c = existing(c)?;
-                match &c.offer {
-                    Some(p) if p.offer == offer && p.agent == agent => {
-                        if p.expires_at < Utc::now() {
-                            return Err(AppendError::Conflict("the offer has expired".into()));
-                        }
-                        Ok(vec![Event::OfferAnswered {
-                            offer: offer.clone(),
-                            agent,
-                            accepted,
-                        }])
+    append(
+        &state,
+        id,
+        None,
+        Box::new(move |c| {
+            let c = existing(c)?;
+            match &c.offer {
+                Some(p) if p.offer == offer && p.agent == agent => {
+                    if p.expires_at < Utc::now() {
+                        return Err(AppendError::Conflict("the offer has expired".into()));
                     }
-                    _ => Err(AppendError::Conflict(
-                        "this offer is no longer open (it expired or went to someone else)".into(),
-                    )),
+                    Ok(vec![Event::OfferAnswered {
+                        offer: offer.clone(),
+                        agent,
+                        accepted,
+                    }])
                 }
-            }),
-        )
-        .await?;
-    Ok(Json(EventList {
-        events: appended.events,
-    }))
+                _ => Err(AppendError::Conflict(
+                    "this offer is no longer open (it expired or went to someone else)".into(),
+                )),
+            }
+        }),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/conversations/{id}/wrap-up-done", tag = "routing",
@@ -268,20 +260,16 @@ pub async fn wrap_up_done(
     staff.require(Permission::WorkConversations)?;
     let id = parse_conversation_id(&id)?;
     let agent = staff.agent_id();
-    let appended = state
-        .writer
-        .append(
-            id,
-            None,
-            Box::new(move |c| {
-                existing(c)?;
-                Ok(vec![Event::WrapUpDone { agent }])
-            }),
-        )
-        .await?;
-    Ok(Json(EventList {
-        events: appended.events,
-    }))
+    append(
+        &state,
+        id,
+        None,
+        Box::new(move |c| {
+            existing(c)?;
+            Ok(vec![Event::WrapUpDone { agent }])
+        }),
+    )
+    .await
 }
 
 /// Where to transfer a conversation.
@@ -338,52 +326,48 @@ pub async fn transfer(
         _ => return Err(ApiError::validation("give either queue or agent_id")),
     };
     let by = Participant::Agent(me);
-    let appended = state
-        .writer
-        .append(
-            id,
-            None,
-            Box::new(move |c| {
-                let c = existing(c)?;
-                if c.status == ConversationStatus::Closed {
-                    return Err(AppendError::Conflict("the conversation is closed".into()));
-                }
-                if let Some(a) = c.assignee
-                    && a != me
-                    && !others
-                {
-                    return Err(AppendError::Forbidden(
-                        "only the assignee or a supervisor can transfer this conversation".into(),
-                    ));
-                }
-                let mut events = Vec::new();
-                if let Some(text) = &note {
-                    events.push(Event::NoteAdded {
-                        by: me,
-                        text: text.clone(),
-                    });
-                }
-                if let Some(a) = c.assignee {
-                    events.push(Event::Unassigned { agent: a, by });
-                }
-                match &target {
-                    Target::Queue(skill) => events.push(Event::HandoffRequested {
-                        reason: HandoffReason::Transfer,
-                        skill: Some(skill.clone()),
-                        context: HandoffContext {
-                            summary: note.clone(),
-                            ..HandoffContext::default()
-                        },
-                    }),
-                    Target::Agent(agent) => events.push(Event::Assigned { agent: *agent, by }),
-                }
-                Ok(events)
-            }),
-        )
-        .await?;
-    Ok(Json(EventList {
-        events: appended.events,
-    }))
+    append(
+        &state,
+        id,
+        None,
+        Box::new(move |c| {
+            let c = existing(c)?;
+            if c.status == ConversationStatus::Closed {
+                return Err(AppendError::Conflict("the conversation is closed".into()));
+            }
+            if let Some(a) = c.assignee
+                && a != me
+                && !others
+            {
+                return Err(AppendError::Forbidden(
+                    "only the assignee or a supervisor can transfer this conversation".into(),
+                ));
+            }
+            let mut events = Vec::new();
+            if let Some(text) = &note {
+                events.push(Event::NoteAdded {
+                    by: me,
+                    text: text.clone(),
+                });
+            }
+            if let Some(a) = c.assignee {
+                events.push(Event::Unassigned { agent: a, by });
+            }
+            match &target {
+                Target::Queue(skill) => events.push(Event::HandoffRequested {
+                    reason: HandoffReason::Transfer,
+                    skill: Some(skill.clone()),
+                    context: HandoffContext {
+                        summary: note.clone(),
+                        ..HandoffContext::default()
+                    },
+                }),
+                Target::Agent(agent) => events.push(Event::Assigned { agent: *agent, by }),
+            }
+            Ok(events)
+        }),
+    )
+    .await
 }
 
 // ---- the customer asks for a person -------------------------------------------------

@@ -30,7 +30,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
 use serde_json::json;
-use sqlx::Row;
 use switchboard_bus::{
     AgentId, Bus, Conversation, ConversationId, ConversationStatus, Envelope, Event, Participant,
     Skill, StartAt,
@@ -43,7 +42,8 @@ use switchboard_router::{
 use tokio::sync::watch;
 
 use crate::auth::Permission;
-use crate::db::{Backend, Db, DbError};
+use crate::db::{Db, DbError};
+use crate::lease::Leadership;
 use crate::writer::{AppendError, Decide, Writer};
 pub use store::{DEFAULT_QUEUE, PresenceRow, StoredSnapshot};
 
@@ -107,45 +107,6 @@ pub enum RoutingError {
     /// The advisory lock's connection was lost: another node may lead now.
     #[error("lost routing leadership")]
     LostLeadership,
-}
-
-/// Proof of leadership: nothing for SQLite, the connection holding the
-/// advisory lock for PostgreSQL (closing it releases the lock).
-pub(crate) enum Leadership {
-    Single,
-    Locked(sqlx::AnyConnection),
-}
-
-impl Leadership {
-    /// Takes the advisory lock `key` (always granted on SQLite: one node).
-    pub(crate) async fn acquire(db: &Db, key: i64) -> Result<Option<Leadership>, DbError> {
-        if db.backend() == Backend::Sqlite {
-            return Ok(Some(Leadership::Single));
-        }
-        // A detached connection: dropping it closes it, which releases the lock.
-        let mut conn = db.pool().acquire().await?.detach();
-        let row = sqlx::query("SELECT pg_try_advisory_lock($1) AS ok")
-            .bind(key)
-            .fetch_one(&mut conn)
-            .await?;
-        let ok: bool = row.try_get("ok")?;
-        Ok(ok.then_some(Leadership::Locked(conn)))
-    }
-
-    /// Whether the lock is still held (its connection still answers).
-    pub(crate) async fn check(&mut self) -> bool {
-        match self {
-            Leadership::Single => true,
-            Leadership::Locked(conn) => {
-                let held = tokio::time::timeout(
-                    Duration::from_secs(3),
-                    sqlx::query("SELECT 1 AS one").fetch_one(&mut *conn),
-                )
-                .await;
-                matches!(held, Ok(Ok(_)))
-            }
-        }
-    }
 }
 
 fn now() -> Timestamp {
