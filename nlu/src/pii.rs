@@ -53,10 +53,10 @@ pub struct Masked {
 
 #[allow(clippy::expect_used)] // constant patterns, checked by the tests
 static CARD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\d+(?:[ -]\d+)*").expect("digit run pattern"));
+    LazyLock::new(|| Regex::new(r"[0-9]+(?:[ -][0-9]+)*").expect("digit run pattern"));
 #[allow(clippy::expect_used)]
 static IBAN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)[a-z]{2}\d{2}(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,4})?")
+    Regex::new(r"(?i)[a-z]{2}[0-9]{2}(?:[ ]?[a-z0-9]{4}){2,7}(?:[ ]?[a-z0-9]{1,4})?")
         .expect("iban pattern")
 });
 #[allow(clippy::expect_used)]
@@ -64,8 +64,9 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("email pattern")
 });
 #[allow(clippy::expect_used)]
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:\+|0)\d(?:[ \-()]{0,2}\d){7,15}").expect("phone pattern"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:\+|0)[0-9](?:[ \-()]{0,2}[0-9]){7,15}").expect("phone pattern")
+});
 
 /// Whether the match `m` of `text` stands alone: no ASCII letter or digit
 /// right before or after it (CJK characters count as separators, so
@@ -240,6 +241,14 @@ pub fn mask(text: &str, config: PiiConfig) -> Masked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cards_next_to_non_ascii_digits_are_masked() {
+        // U+1810 is a Mongolian digit: a Unicode digit must not join the card's digit run.
+        let m = mask("a\u{1810} 4111 1111 1111 1111", PiiConfig::default());
+        assert!(!m.text.contains("4111 1111 1111 1111"), "{}", m.text);
+        assert!(m.found.contains(&PiiKind::Card), "{:?}", m.found);
+    }
     use proptest::prelude::*;
 
     #[test]
