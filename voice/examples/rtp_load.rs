@@ -11,6 +11,11 @@
 //! cargo run --release -p switchboard-voice --example rtp_load -- --target 127.0.0.1:5060 --calls 200 --secs 20
 //! ```
 //!
+//! Options: `--target ADDR` `--calls N` `--rate CPS` (INVITEs per second)
+//! `--secs S` (media window once every call is up) `--late-ms MS` (a packet
+//! further behind the 20 ms schedule counts as late; default 60, a typical
+//! jitter buffer's depth).
+//!
 //! Only loopback (or the project's own test hosts) may be targeted.
 
 use std::cell::RefCell;
@@ -31,8 +36,17 @@ struct Counters {
     received: u64,
     lost: u64,
     reordered: u64,
+    /// Packets more than `late_ms` behind the sender's 20 ms schedule.
+    late: u64,
     highest: Option<u16>,
+    /// Extended sequence number of the highest packet.
+    ext: i64,
+    /// Smallest `arrival - ext * 20 ms` seen (the schedule's origin).
+    min_transit: Option<f64>,
 }
+
+/// Histogram of how far behind schedule packets arrive, in 1 ms buckets.
+type DelayHistogram = Rc<RefCell<Vec<u64>>>;
 
 struct Call {
     rtp: Rc<UdpSocket>,
@@ -51,6 +65,7 @@ struct Args {
     calls: usize,
     secs: u64,
     rate: u64,
+    late_ms: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -76,6 +91,9 @@ fn parse_args() -> Result<Args, String> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(50)
             .max(1),
+        late_ms: get("--late-ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60.0),
     })
 }
 
@@ -137,9 +155,21 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
     Some((SocketAddr::new(ip, port), dialog))
 }
 
-async fn count_rtp(socket: Rc<UdpSocket>, counters: Rc<RefCell<Counters>>) {
+/// Counts the RTP a call gets back: loss and reordering from sequence
+/// numbers, and lateness against the sender's 20 ms clock: a packet's delay
+/// is its arrival minus the schedule (`ext_seq * 20 ms` from the earliest
+/// origin seen), so a sender that falls behind or a queue that builds up
+/// shows, while a constant network delay does not.
+async fn count_rtp(
+    socket: Rc<UdpSocket>,
+    counters: Rc<RefCell<Counters>>,
+    delays: DelayHistogram,
+    t0: Instant,
+    late_ms: f64,
+) {
     let mut buf = [0u8; 1500];
     while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+        let arrival = t0.elapsed().as_secs_f64();
         // RTCP for a neighbouring port can land here (RTP port + 1): skip it.
         if is_rtcp(&buf[..n]) {
             continue;
@@ -149,18 +179,41 @@ async fn count_rtp(socket: Rc<UdpSocket>, counters: Rc<RefCell<Counters>>) {
         };
         let mut c = counters.borrow_mut();
         c.received += 1;
-        match c.highest {
-            None => c.highest = Some(p.sequence),
+        let ext = match c.highest {
+            None => {
+                c.highest = Some(p.sequence);
+                c.ext = 0;
+                0
+            }
             Some(h) => {
                 let d = p.sequence.wrapping_sub(h) as i16;
                 if d > 0 {
                     c.lost += (d - 1) as u64;
                     c.highest = Some(p.sequence);
+                    c.ext += i64::from(d);
+                    c.ext
+                } else if d == 0 {
+                    continue; // duplicate
                 } else {
                     c.reordered += 1;
+                    // A late arrival filled a gap counted as lost.
+                    c.lost = c.lost.saturating_sub(1);
+                    c.ext + i64::from(d)
                 }
             }
+        };
+        let transit = arrival - ext as f64 * 0.020;
+        let origin = *c.min_transit.get_or_insert(transit);
+        if transit < origin {
+            c.min_transit = Some(transit);
         }
+        let delay_ms = ((transit - origin) * 1000.0).max(0.0);
+        if delay_ms > late_ms {
+            c.late += 1;
+        }
+        let mut h = delays.borrow_mut();
+        let bucket = (delay_ms as usize).min(h.len() - 1);
+        h[bucket] += 1;
     }
 }
 
@@ -196,6 +249,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
+    let t0 = Instant::now();
+    let delays: DelayHistogram = Rc::new(RefCell::new(vec![0; 1001]));
     let calls: Rc<RefCell<Vec<Call>>> = Rc::default();
     let setup_times: Rc<RefCell<Vec<Duration>>> = Rc::default();
     let failed = Rc::new(RefCell::new(0usize));
@@ -259,6 +314,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             dialogs.clone(),
         );
         let target = args.target;
+        let (delays, late_ms) = (delays.clone(), args.late_ms);
         setups.push(tokio::task::spawn_local(async move {
             let Ok(rtp) = UdpSocket::bind("127.0.0.1:0").await else {
                 *failed.borrow_mut() += 1;
@@ -273,7 +329,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     setup_times.borrow_mut().push(t.elapsed());
                     let rtp = Rc::new(rtp);
                     let counters = Rc::new(RefCell::new(Counters::default()));
-                    tokio::task::spawn_local(count_rtp(rtp.clone(), counters.clone()));
+                    tokio::task::spawn_local(count_rtp(
+                        rtp.clone(),
+                        counters.clone(),
+                        delays,
+                        t0,
+                        late_ms,
+                    ));
                     dialogs
                         .borrow_mut()
                         .push((call_id, dialog, counters.clone()));
@@ -289,22 +351,35 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 None => *failed.borrow_mut() += 1,
             }
         }));
-        tokio::time::sleep(Duration::from_micros(1_000_000 / args.rate)).await;
+        // An absolute schedule: timer granularity and a busy loop delay some
+        // INVITEs, and the next ones catch up instead of the rate sagging.
+        let next = tokio::time::Instant::from_std(t_start)
+            + Duration::from_micros((n as u64 + 1) * 1_000_000 / args.rate);
+        tokio::time::sleep_until(next).await;
     }
     for s in setups {
         let _ = s.await;
     }
     let up = calls.borrow().len();
+    let setup_secs = t_start.elapsed().as_secs_f64();
     println!(
-        "{up} calls up, {} failed, in {:.1} s",
+        "{up} calls up, {} failed, in {setup_secs:.1} s: {:.0} calls/s",
         failed.borrow(),
-        t_start.elapsed().as_secs_f64()
+        up as f64 / setup_secs
     );
-    // Media phase: reset counters so only the steady state is measured.
+    // Media phase: reset counters so only the steady state is measured (the
+    // lateness origin stays: it is the sender's clock).
     for c in calls.borrow().iter() {
-        *c.counters.borrow_mut() = Counters::default();
+        let mut k = c.counters.borrow_mut();
+        *k = Counters {
+            highest: k.highest,
+            ext: k.ext,
+            min_transit: k.min_transit,
+            ..Counters::default()
+        };
     }
     lateness.borrow_mut().clear();
+    delays.borrow_mut().iter_mut().for_each(|b| *b = 0);
     let media_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.secs)).await;
     let media_secs = media_start.elapsed().as_secs_f64();
@@ -334,6 +409,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let received: u64 = totals.iter().map(|c| c.received).sum();
     let lost: u64 = totals.iter().map(|c| c.lost).sum();
     let reordered: u64 = totals.iter().map(|c| c.reordered).sum();
+    let late_packets: u64 = totals.iter().map(|c| c.late).sum();
+    let hist = delays.borrow().clone();
+    let delay_pct = |p: f64| {
+        let total: u64 = hist.iter().sum();
+        let want = (total as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (ms, n) in hist.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return ms;
+            }
+        }
+        hist.len() - 1
+    };
     let mut per_call: Vec<f64> = totals
         .iter()
         .map(|c| c.received as f64 / expected_per_call)
@@ -357,6 +446,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "RTP returned            {received} ({:.1}% of expected), lost {lost}, reordered {reordered}",
         100.0 * received as f64 / (expected_per_call * up as f64).max(1.0)
+    );
+    println!(
+        "late or lost            {:.3}% ({late_packets} packets > {} ms behind the 20 ms schedule, {lost} lost)",
+        100.0 * (late_packets + lost) as f64 / (received + lost).max(1) as f64,
+        args.late_ms
+    );
+    println!(
+        "behind schedule         p50 {} ms  p99 {} ms  p99.9 {} ms (1 ms buckets)",
+        delay_pct(0.5),
+        delay_pct(0.99),
+        delay_pct(0.999)
     );
     if !per_call.is_empty() {
         println!(

@@ -104,11 +104,14 @@ impl CallRecorder {
 
     /// One frame of caller audio; paired with the same amount of played audio.
     pub fn caller(&mut self, pcm: &[i16]) -> Result<(), RecordingError> {
+        // One bounds-checked block per frame rather than a checked write per sample.
+        let frames = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
+        let mut block = self.writer.get_i16_writer(frames * 2);
         for &s in pcm {
-            self.writer.write_sample(s)?;
-            self.writer
-                .write_sample(self.played.pop_front().unwrap_or(0))?;
+            block.write_sample(s);
+            block.write_sample(self.played.pop_front().unwrap_or(0));
         }
+        block.flush()?;
         self.samples += pcm.len() as u64;
         self.frames += 1;
         if self.frames.is_multiple_of(FLUSH_EVERY) {

@@ -6,10 +6,13 @@
 //!   next deadline.
 //! * **Media**: each answered call gets an RTP/RTCP socket pair (even/odd
 //!   ports) from the configured range and one small receive task per socket
-//!   that feeds packets into the call's session. **One media clock task**
-//!   ticks every session every 20 ms (a single `tokio::time::interval`, so
-//!   pacing does not drift and there is no thread or timer per call), sends
-//!   what the sessions produce and forwards their events.
+//!   that feeds packets into the call's session. **One media clock thread**
+//!   ticks every session every 20 ms against an absolute schedule (pacing
+//!   does not drift; there is no thread or timer per call), sends what the
+//!   sessions produce and forwards their events. It is an OS thread of its
+//!   own, not a tokio task, so the application's work on the runtime (web
+//!   requests, database writes, recordings) cannot delay outgoing audio;
+//!   [`VoiceServer::clock_stats`] says how punctual it has been.
 //!
 //! The application talks to calls through [`VoiceServer`] (commands) and the
 //! [`ServerEvent`] receiver it gets from [`VoiceServer::start`].
@@ -18,14 +21,14 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 
 use crate::media::DtmfDigit;
 use crate::media::session::{AudioFrame, FRAME_DURATION, MediaEvent, MediaSession, MediaStats};
@@ -178,6 +181,61 @@ pub struct VoiceServer {
     media: MediaMap,
     sip_addr: SocketAddr,
     tasks: Arc<Vec<JoinHandle<()>>>,
+    clock: Arc<ClockCounters>,
+}
+
+/// How punctual the media clock has been since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockStats {
+    /// 20 ms ticks run.
+    pub ticks: u64,
+    /// Ticks that started more than 5 ms after their slot.
+    pub late_5ms: u64,
+    /// Ticks that started more than 20 ms (a whole frame) after their slot.
+    pub late_20ms: u64,
+    /// The latest start seen, in microseconds after its slot.
+    pub max_late_us: u64,
+    /// Time spent ticking sessions and sending, in microseconds (CPU the
+    /// media plane needs: divide by ticks for the cost of one tick).
+    pub busy_us: u64,
+}
+
+#[derive(Debug, Default)]
+struct ClockCounters {
+    ticks: AtomicU64,
+    late_5ms: AtomicU64,
+    late_20ms: AtomicU64,
+    max_late_us: AtomicU64,
+    busy_us: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl ClockCounters {
+    fn record(&self, late: Duration, busy: Duration) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        if late > Duration::from_millis(5) {
+            self.late_5ms.fetch_add(1, Ordering::Relaxed);
+        }
+        if late > FRAME_DURATION {
+            self.late_20ms.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.max_late_us.fetch_max(us, Ordering::Relaxed);
+        self.busy_us.fetch_add(
+            u64::try_from(busy.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn snapshot(&self) -> ClockStats {
+        ClockStats {
+            ticks: self.ticks.load(Ordering::Relaxed),
+            late_5ms: self.late_5ms.load(Ordering::Relaxed),
+            late_20ms: self.late_20ms.load(Ordering::Relaxed),
+            max_late_us: self.max_late_us.load(Ordering::Relaxed),
+            busy_us: self.busy_us.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl std::fmt::Debug for MediaCall {
@@ -264,13 +322,20 @@ impl VoiceServer {
             rtp_ip: cfg.rtp_ip,
         };
         tasks.push(tokio::spawn(sig.run(cmd_rx, tcp_in_rx)));
-        tasks.push(tokio::spawn(media_clock(media.clone(), ev_tx)));
+        let clock = Arc::new(ClockCounters::default());
+        {
+            let (media, clock) = (Arc::downgrade(&media), clock.clone());
+            std::thread::Builder::new()
+                .name("media-clock".into())
+                .spawn(move || media_clock(media, ev_tx, clock))?;
+        }
         Ok((
             Self {
                 commands: cmd_tx,
                 media,
                 sip_addr,
                 tasks: Arc::new(tasks),
+                clock,
             },
             ev_rx,
         ))
@@ -355,13 +420,19 @@ impl VoiceServer {
         rx.await.ok().flatten()
     }
 
+    /// How punctual the media clock has been.
+    pub fn clock_stats(&self) -> ClockStats {
+        self.clock.snapshot()
+    }
+
     /// Number of calls with media running.
     pub fn media_calls(&self) -> usize {
         lock(&self.media).len()
     }
 
-    /// Stops every task (sockets close when the tasks end).
+    /// Stops every task and the media clock (sockets close when the tasks end).
     pub fn shutdown(&self) {
+        self.clock.stop.store(true, Ordering::Relaxed);
         for t in self.tasks.iter() {
             t.abort();
         }
@@ -722,18 +793,34 @@ async fn recv_loop(call: CallHandle, socket: Arc<UdpSocket>, media: MediaMap, rt
     }
 }
 
-/// The one media clock: every 20 ms, tick every call's session.
-async fn media_clock(media: MediaMap, events: mpsc::UnboundedSender<ServerEvent>) {
-    let mut interval = tokio::time::interval(FRAME_DURATION);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+/// The one media clock: every 20 ms, tick every call's session. Runs on its
+/// own thread until the server shuts down or every handle to it is gone.
+fn media_clock(
+    media: Weak<Mutex<HashMap<CallHandle, MediaCall>>>,
+    events: mpsc::UnboundedSender<ServerEvent>,
+    clock: Arc<ClockCounters>,
+) {
+    let mut next = Instant::now() + FRAME_DURATION;
     let mut out = Vec::new();
-    loop {
-        interval.tick().await;
+    while !clock.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        let started = Instant::now();
+        let late = started.saturating_duration_since(next);
+        // Far behind (the machine stalled): start again from now rather
+        // than bursting many frames at once.
+        next = if late > FRAME_DURATION * 5 {
+            started + FRAME_DURATION
+        } else {
+            next + FRAME_DURATION
+        };
+        let Some(media) = media.upgrade() else { return };
         let mut map = lock(&media);
         for (call, m) in map.iter_mut() {
             out.clear();
-            m.session.tick(now, &mut out);
+            m.session.tick(started, &mut out);
             for t in &out {
                 let sock = if t.rtcp { &m.rtcp } else { &m.rtp };
                 let _ = sock.try_send_to(&t.data, t.to);
@@ -754,5 +841,8 @@ async fn media_clock(media: MediaMap, events: mpsc::UnboundedSender<ServerEvent>
                 let _ = events.send(e);
             }
         }
+        drop(map);
+        drop(media);
+        clock.record(late, started.elapsed());
     }
 }

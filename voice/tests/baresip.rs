@@ -2,8 +2,9 @@
 //! registers to a [`VoiceServer`] whose registrar requires digest
 //! authentication, the way an agent's softphone registers.
 //!
-//! The gateway does not have per-agent SIP credentials yet, so the phone
-//! registers against the voice server with [`StaticCredentials`] here.
+//! Here the phone registers against the bare voice server with
+//! [`StaticCredentials`]; `gateway/tests/phones.rs` registers it against the
+//! gateway with an agent's own SIP account.
 //!
 //! With `CI=true` a missing baresip fails the test; otherwise the test prints
 //! a loud SKIPPED line and passes.

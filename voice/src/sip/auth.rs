@@ -3,16 +3,26 @@
 //!
 //! Nonces are stateless: `<issued-seconds-hex>.<md5(secret:issued)>`, so a
 //! server checks them without remembering what it handed out and knows when
-//! one is stale. Passwords come from the application through
-//! [`CredentialStore`].
+//! one is stale. Credentials come from the application through
+//! [`CredentialStore`] as HA1 digests (`MD5(user:realm:password)`), so an
+//! application can keep SIP secrets without storing them in clear, the way
+//! SIP registrars usually do.
 
 use md5::{Digest, Md5};
 
-/// Where the endpoint asks for a user's password. Implemented by the
+/// Where the endpoint asks for a user's credentials. Implemented by the
 /// application (database, config file, …).
 pub trait CredentialStore: Send + Sync {
-    /// The password of `username` in `realm`, or `None` if there is no such user.
-    fn password(&self, username: &str, realm: &str) -> Option<String>;
+    /// The HA1 of `username` in `realm` (lowercase hex of
+    /// `MD5(username:realm:password)`, see [`ha1`]), or `None` if there is no
+    /// such user in that realm.
+    fn ha1(&self, username: &str, realm: &str) -> Option<String>;
+}
+
+/// `MD5(username:realm:password)` in lowercase hex: what a registrar stores
+/// instead of the password (RFC 2617 §3.2.2.2).
+pub fn ha1(username: &str, realm: &str, password: &str) -> String {
+    md5_hex(&format!("{username}:{realm}:{password}"))
 }
 
 /// A fixed in-memory list of `(username, password)` pairs, for tests and
@@ -21,11 +31,11 @@ pub trait CredentialStore: Send + Sync {
 pub struct StaticCredentials(pub Vec<(String, String)>);
 
 impl CredentialStore for StaticCredentials {
-    fn password(&self, username: &str, _realm: &str) -> Option<String> {
+    fn ha1(&self, username: &str, realm: &str) -> Option<String> {
         self.0
             .iter()
             .find(|(u, _)| u == username)
-            .map(|(_, p)| p.clone())
+            .map(|(u, p)| ha1(u, realm, p))
     }
 }
 
@@ -105,7 +115,17 @@ pub fn digest_response(
     nonce: &str,
     qop: Option<(&str, &str, &str)>,
 ) -> String {
-    let ha1 = md5_hex(&format!("{username}:{realm}:{password}"));
+    digest_response_ha1(&ha1(username, realm, password), method, uri, nonce, qop)
+}
+
+/// Computes the digest `response` value from a stored HA1.
+pub fn digest_response_ha1(
+    ha1: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    qop: Option<(&str, &str, &str)>,
+) -> String {
     let ha2 = md5_hex(&format!("{method}:{uri}"));
     match qop {
         Some((qop, nc, cnonce)) => md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
@@ -235,7 +255,7 @@ impl DigestAuthenticator {
         if self.nonce(issued) != p.nonce {
             return AuthOutcome::Challenge { stale: false };
         }
-        let Some(password) = store.password(&p.username, &self.realm) else {
+        let Some(ha1) = store.ha1(&p.username, &self.realm) else {
             return AuthOutcome::Rejected;
         };
         let qop = match (&p.qop, &p.nc, &p.cnonce) {
@@ -245,15 +265,8 @@ impl DigestAuthenticator {
             (None, _, _) => None,
             _ => return AuthOutcome::Rejected,
         };
-        let expected = digest_response(
-            &p.username,
-            &password,
-            &self.realm,
-            method,
-            &p.uri,
-            &p.nonce,
-            qop,
-        );
+        let expected =
+            digest_response_ha1(&ha1.to_ascii_lowercase(), method, &p.uri, &p.nonce, qop);
         if !expected.eq_ignore_ascii_case(&p.response) {
             return AuthOutcome::Rejected;
         }
@@ -281,6 +294,10 @@ mod tests {
             Some(("auth", "00000001", "0a4f113b")),
         );
         assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+        assert_eq!(
+            ha1("Mufasa", "testrealm@host.com", "Circle Of Life"),
+            "939e7578ed9e3c518a452acee763bce9"
+        );
     }
 
     #[test]
