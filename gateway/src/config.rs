@@ -73,6 +73,10 @@ pub struct Config {
     pub nats_url: String,
     /// JetStream stream name (bus = nats).
     pub nats_stream: String,
+    /// Events the in-process bus keeps in memory (bus = memory; roughly 300
+    /// bytes each). The database is the record: this is only how far behind
+    /// an in-process subscriber may fall before it resynchronises from it.
+    pub bus_retention: usize,
     /// Public base URL (e.g. https://support.example.com); enables Secure cookies when https.
     pub public_url: Option<String>,
     /// Largest accepted request body in bytes.
@@ -107,6 +111,10 @@ pub struct Config {
     pub models_dir: Option<PathBuf>,
     /// SIP address to answer calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
     pub sip_listen: Option<SocketAddr>,
+    /// SIP domain of the registrar, also the digest realm agents' phones
+    /// authenticate in; unset: `switchboard`. Changing it invalidates every
+    /// agent's SIP secret.
+    pub sip_domain: Option<String>,
     /// IVR flow file (TOML); unset: the built-in flow (greeting, menu, queue or voicemail).
     pub ivr_file: Option<PathBuf>,
 }
@@ -120,6 +128,7 @@ impl Default for Config {
             bus: BusKind::Memory,
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: "SWITCHBOARD_EVENTS".into(),
+            bus_retention: 100_000,
             public_url: None,
             max_body_bytes: 64 * 1024,
             session_ttl_secs: 12 * 3600,
@@ -136,6 +145,7 @@ impl Default for Config {
             embedder: EmbedderKind::Minilm,
             models_dir: None,
             sip_listen: None,
+            sip_domain: None,
             ivr_file: None,
         }
     }
@@ -163,6 +173,15 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The registrar's digest realm: `sip_domain`, else `switchboard`. It
+    /// does not depend on the node's address, so every node of a cluster
+    /// checks agents' phones against the same stored secrets.
+    pub fn sip_realm(&self) -> String {
+        self.sip_domain
+            .clone()
+            .unwrap_or_else(|| "switchboard".into())
+    }
+
     /// Defaults overlaid with a TOML file, if given.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = file else {

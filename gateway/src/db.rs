@@ -266,6 +266,11 @@ impl Db {
                     "voice",
                     include_str!("../migrations/sqlite/0005_voice.sql"),
                 ),
+                (
+                    6,
+                    "phones",
+                    include_str!("../migrations/sqlite/0006_phones.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -292,6 +297,11 @@ impl Db {
                     5,
                     "voice",
                     include_str!("../migrations/postgres/0005_voice.sql"),
+                ),
+                (
+                    6,
+                    "phones",
+                    include_str!("../migrations/postgres/0006_phones.sql"),
                 ),
             ],
         };

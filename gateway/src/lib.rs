@@ -18,6 +18,7 @@ pub mod db;
 pub mod hub;
 pub mod knowledge;
 pub mod lease;
+pub mod phones;
 pub mod publisher;
 pub mod routing;
 pub mod voice;
@@ -94,7 +95,7 @@ pub async fn open_db(config: &Config) -> Result<Db, StartError> {
 /// Connects to the configured bus.
 pub async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>, StartError> {
     Ok(match config.bus {
-        BusKind::Memory => Arc::new(MemoryBus::default()),
+        BusKind::Memory => Arc::new(MemoryBus::with_retention(config.bus_retention)),
         BusKind::Nats => Arc::new(
             NatsBus::connect(NatsConfig {
                 url: config.nats_url.clone(),
@@ -143,7 +144,7 @@ pub async fn serve_on(
         db.clone(),
         writer.clone(),
         bus.clone(),
-        node,
+        node.clone(),
         shutdown_rx.clone(),
     );
     let kb = knowledge::open(&config, &db).await?;
@@ -161,11 +162,14 @@ pub async fn serve_on(
             shutdown_rx.clone(),
         )
     });
+    let phones = phones::Phones::new(config.sip_realm());
     let voice_task = voice::start(
         &config,
         db.clone(),
         writer.clone(),
         bus.clone(),
+        phones.clone(),
+        node,
         shutdown_rx.clone(),
     )
     .await?;
@@ -180,6 +184,7 @@ pub async fn serve_on(
         shutdown: shutdown_rx,
         kb,
         bot: agent,
+        phones,
     };
     let base = config.base_url();
     tracing::info!(

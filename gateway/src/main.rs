@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_gateway::auth::Role;
 use switchboard_gateway::config::{BotMode, BusKind, Config, EmbedderKind, LogFormat};
+use switchboard_gateway::phones;
 
 /// Switchboard: every customer contact (web chat today; phone, WhatsApp,
 /// WeChat, SMS and Telegram next) on one conversation bus, answered by agents
@@ -63,6 +64,27 @@ enum UserCommand {
     List(StoreArgs),
     /// Print the number of users (0 on a fresh install).
     Count(StoreArgs),
+    /// Give a user a SIP account for their phone (or a new secret) and print
+    /// the secret once; only its digest is stored.
+    Sip(UserSipArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserSipArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The user's login e-mail.
+    #[arg(long)]
+    email: String,
+    /// SIP username, [A-Za-z0-9._-]{1,32} [default: the current one, else the e-mail's local part].
+    #[arg(long)]
+    username: Option<String>,
+    /// SIP domain and digest realm (must match the registrar's) [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_SIP_DOMAIN")]
+    sip_domain: Option<String>,
+    /// Remove the account instead: the phone can no longer register.
+    #[arg(long)]
+    remove: bool,
 }
 
 /// Where configuration and data live.
@@ -95,6 +117,9 @@ struct ServeArgs {
     /// JetStream stream name [default: SWITCHBOARD_EVENTS].
     #[arg(long, env = "SWITCHBOARD_NATS_STREAM")]
     nats_stream: Option<String>,
+    /// Events the in-process bus keeps in memory (~300 bytes each) [default: 100000].
+    #[arg(long, env = "SWITCHBOARD_BUS_RETENTION")]
+    bus_retention: Option<usize>,
     /// Public base URL, e.g. https://support.example.com (https turns on Secure cookies).
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     public_url: Option<String>,
@@ -138,6 +163,9 @@ struct ServeArgs {
     /// SIP address to answer phone calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
     #[arg(long, env = "SWITCHBOARD_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
+    /// SIP domain and digest realm agents' phones register in; changing it invalidates their SIP secrets [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_SIP_DOMAIN")]
+    sip_domain: Option<String>,
     /// IVR flow file (TOML) for phone calls; unset: the built-in flow.
     #[arg(long, env = "SWITCHBOARD_IVR_FILE")]
     ivr_file: Option<PathBuf>,
@@ -189,6 +217,7 @@ impl ServeArgs {
             bus,
             nats_url,
             nats_stream,
+            bus_retention,
             max_body_bytes,
             session_ttl_secs,
             log_format,
@@ -213,6 +242,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.sip_listen {
             c.sip_listen = Some(*v);
+        }
+        if let Some(v) = &self.sip_domain {
+            c.sip_domain = Some(v.clone());
         }
         if let Some(v) = &self.ivr_file {
             c.ivr_file = Some(v.clone());
@@ -292,6 +324,42 @@ async fn main() -> anyhow::Result<()> {
             switchboard_gateway::install_crypto();
             let db = switchboard_gateway::open_db(&args.config()?).await?;
             println!("{}", db.user_count().await?);
+        }
+        Command::User(UserCommand::Sip(args)) => {
+            let mut config = args.store.config()?;
+            if let Some(d) = &args.sip_domain {
+                config.sip_domain = Some(d.clone());
+            }
+            switchboard_gateway::install_crypto();
+            let db = switchboard_gateway::open_db(&config).await?;
+            let (user, _) = db
+                .user_by_email(&args.email.trim().to_lowercase())
+                .await?
+                .with_context(|| format!("no user with e-mail {}", args.email))?;
+            if args.remove {
+                if !db.remove_sip_account(user.id).await? {
+                    anyhow::bail!("{} has no SIP account", user.email);
+                }
+                println!("removed the SIP account of {}", user.email);
+                return Ok(());
+            }
+            let username =
+                phones::Phones::username_for(&db, user.id, &user.email, args.username.as_deref())
+                    .await?;
+            phones::check_username(&username)?;
+            let registrar = phones::Phones::new(config.sip_realm());
+            let (account, secret) = registrar
+                .provision(&db, user.id, &username)
+                .await
+                .with_context(|| format!("SIP username {username}"))?;
+            println!(
+                "SIP account for {}\n  username: {}\n  secret:   {secret}\n  domain:   {}\n  address:  sip:{}@{}",
+                user.email, account.username, account.realm, account.username, account.realm
+            );
+            if let Some(listen) = config.sip_listen {
+                println!("  registrar: {listen}");
+            }
+            eprintln!("The secret is shown only now; a running registrar picks it up within 5 s.");
         }
         Command::User(UserCommand::Add(args)) => {
             let config = args.store.config()?;

@@ -11,7 +11,7 @@
     ['admin', 'Admin'],
   ];
 
-  const state = { me: null, csrf: '', users: [] };
+  const state = { me: null, csrf: '', users: [], phones: new Map() };
 
   const { el } = window.Switchboard;
   const api = window.Switchboard.client({ csrf: () => state.csrf, refresh: () => loadMe() });
@@ -36,8 +36,13 @@
     state.csrf = data.csrf_token || '';
   }
 
+  async function loadPhones() {
+    const data = await api('GET', '/api/phones');
+    state.phones = new Map(((data && data.phones) || []).map((p) => [p.account.user_id, p]));
+  }
+
   async function loadUsers() {
-    const data = await api('GET', '/api/users');
+    const [data] = await Promise.all([api('GET', '/api/users'), loadPhones().catch(() => {})]);
     state.users = (data && data.users) || [];
     state.users.sort((a, b) => String(a.name || a.email).localeCompare(String(b.name || b.email)));
     render();
@@ -81,6 +86,70 @@
     return sel;
   }
 
+  // The SIP phone cell: account and registration, set up / new secret / remove.
+  function phoneCell(user) {
+    const td = el('td', 'sip-phone');
+    const phone = state.phones.get(user.id);
+    const who = user.name || user.email;
+    if (phone) {
+      const regs = phone.registrations || [];
+      td.append(el('code', null, phone.account.username), ' ');
+      td.append(
+        el('span', regs.length ? 'badge ok sip-registered' : 'badge muted sip-registered', regs.length ? `registered (${regs.length})` : 'not registered'),
+      );
+      if (regs.length) td.title = regs.map((r) => `${r.contact} from ${r.source} until ${new Date(r.expires_at).toLocaleTimeString()}`).join('\n');
+    } else {
+      td.append(el('span', 'muted', 'none'));
+    }
+    const set = el('button', 'sip-set', phone ? 'New secret' : 'Set up');
+    set.type = 'button';
+    set.setAttribute('aria-label', phone ? `New SIP secret for ${who}` : `Set up a SIP phone for ${who}`);
+    set.addEventListener('click', async () => {
+      set.disabled = true;
+      try {
+        const res = await api('PUT', `/api/users/${encodeURIComponent(user.id)}/sip`, {});
+        showSecret(user, res);
+        await loadPhones();
+        render();
+        $('sip-done').focus();
+      } catch (e) {
+        set.disabled = false;
+        showError(e);
+      }
+    });
+    td.append(' ', set);
+    if (phone) {
+      const remove = el('button', 'danger sip-remove', 'Remove');
+      remove.type = 'button';
+      remove.setAttribute('aria-label', `Remove the SIP phone of ${who}`);
+      remove.addEventListener('click', async () => {
+        if (!window.confirm(`Remove the SIP phone of ${who}? It will no longer register.`)) return;
+        remove.disabled = true;
+        try {
+          await api('DELETE', `/api/users/${encodeURIComponent(user.id)}/sip`);
+          flash(`${who} has no SIP phone now.`, 'ok');
+          await loadPhones();
+          render();
+        } catch (e) {
+          remove.disabled = false;
+          showError(e);
+        }
+      });
+      td.append(' ', remove);
+    }
+    return td;
+  }
+
+  function showSecret(user, res) {
+    $('sip-user').textContent = user.name || user.email;
+    $('sip-username').textContent = res.account.username;
+    $('sip-secret').textContent = res.secret;
+    $('sip-domain').textContent = res.account.realm;
+    $('sip-registrar').textContent = res.registrar || 'this node answers no SIP (set sip_listen); use a node that does';
+    $('sip-card').hidden = false;
+    flash(`SIP phone set for ${user.name || user.email}: copy the secret now.`, 'ok');
+  }
+
   const labelOf = (role) => (ROLES.find(([v]) => v === role) || [role, String(role)])[1].toLowerCase();
 
   function render() {
@@ -88,7 +157,7 @@
     if (!state.users.length) {
       const tr = el('tr');
       const td = el('td', 'muted', 'No users yet.');
-      td.colSpan = 5;
+      td.colSpan = 6;
       tr.append(td);
       body.replaceChildren(tr);
       return;
@@ -126,7 +195,7 @@
           }
         });
         actions.append(toggle);
-        tr.append(name, el('td', null, user.email || ''), roleCell, status, actions);
+        tr.append(name, el('td', null, user.email || ''), roleCell, status, phoneCell(user), actions);
         return tr;
       }),
     );
@@ -166,6 +235,10 @@
 
   async function init() {
     $('add-user-form').addEventListener('submit', addUser);
+    $('sip-done').addEventListener('click', () => {
+      $('sip-card').hidden = true;
+      $('sip-secret').textContent = '';
+    });
     $('logout').addEventListener('click', async () => {
       try {
         await api('POST', '/api/auth/logout', {});
@@ -190,7 +263,7 @@
       showError(e);
       const tr = el('tr');
       const td = el('td', 'muted', e.status === 403 ? 'Only administrators can manage users.' : 'Users could not be loaded.');
-      td.colSpan = 5;
+      td.colSpan = 6;
       tr.append(td);
       $('users-body').replaceChildren(tr);
       if (e.status === 403) setFormEnabled(false);

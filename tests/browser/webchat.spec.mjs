@@ -454,6 +454,28 @@ async function main() {
       const dana = users.users.find((u) => u.email === 'dana@example.com');
       assert(dana && dana.role === 'analyst' && dana.active === false, `stored user is ${JSON.stringify(dana)}`);
     });
+    await check('admin sets up an agent\'s SIP phone and sees its secret once', async () => {
+      const row = admin.locator('#users-body tr', { hasText: AGENT_EMAIL });
+      await row.locator('.sip-phone', { hasText: 'none' }).waitFor({ timeout: T });
+      await row.locator('button.sip-set').focus();
+      await admin.keyboard.press('Enter');
+      await admin.locator('#sip-card').waitFor({ state: 'visible', timeout: T });
+      const secret = (await admin.textContent('#sip-secret')).trim();
+      const username = (await admin.textContent('#sip-username')).trim();
+      assert(/^[A-Za-z2-9]{20}$/.test(secret), `secret shown is ${JSON.stringify(secret)}`);
+      assert(username === AGENT_EMAIL.split('@')[0].replace(/[^A-Za-z0-9._-]/g, ''), `username shown is ${username}`);
+      assert((await admin.textContent('#sip-domain')).trim() === 'switchboard', 'realm shown');
+      assert(await admin.evaluate(() => document.activeElement && document.activeElement.id === 'sip-done'), 'focus moves to Done');
+      await row.locator('.sip-phone', { hasText: 'not registered' }).waitFor({ timeout: T });
+      const phones = await admin.evaluate(async () => (await fetch('/api/phones')).json());
+      assert(phones.phones.some((p) => p.account.username === username), `phones: ${JSON.stringify(phones)}`);
+      await admin.keyboard.press('Enter');
+      await admin.locator('#sip-card').waitFor({ state: 'hidden', timeout: T });
+      assert((await admin.textContent('#sip-secret')) === '', 'the secret is cleared from the page');
+      admin.once('dialog', (d) => d.accept());
+      await row.locator('button.sip-remove').click();
+      await row.locator('.sip-phone', { hasText: 'none' }).waitFor({ timeout: T });
+    });
     await check('an agent opening the admin page is refused', async () => {
       const page = await agent.context().newPage();
       await page.goto(`${BASE}/admin/users`);

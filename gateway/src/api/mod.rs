@@ -6,6 +6,7 @@ pub mod gaps;
 pub mod knowledge;
 pub mod openapi;
 pub mod pages;
+pub mod phones;
 pub mod recordings;
 pub mod routing;
 pub mod users;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub kb: Arc<switchboard_knowledge::KnowledgeBase>,
     /// The virtual agent (`None` when switched off).
     pub bot: Option<Arc<switchboard_nlu::Agent>>,
+    /// Agents' SIP accounts as the registrar sees them.
+    pub phones: crate::phones::Phones,
 }
 
 /// Largest knowledge-base request (an article or an import of several files).
@@ -69,6 +72,11 @@ pub fn router(state: AppState) -> Router {
         .route("/directory", get(users::directory))
         .route("/users", get(users::list).post(users::create))
         .route("/users/{id}", axum::routing::patch(users::update))
+        .route(
+            "/users/{id}/sip",
+            axum::routing::put(phones::provision).delete(phones::revoke),
+        )
+        .route("/phones", get(phones::list))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get_one))
         .route("/conversations/{id}/events", get(conversations::events))

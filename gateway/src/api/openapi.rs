@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{conversations, error, gaps, knowledge, recordings, routing, users, webchat};
+use super::{conversations, error, gaps, knowledge, phones, recordings, routing, users, webchat};
 
 struct Security;
 
@@ -30,6 +30,7 @@ impl Modify for Security {
     info(title = "Switchboard API", description = "Omnichannel contact-center gateway. Errors are always {\"error\":{\"code\",\"message\"}}. Staff requests use the session cookie and, for unsafe methods, X-CSRF-Token. WebSockets: /api/ws (staff) and /api/webchat/ws (customers); see docs/api.md."),
     paths(
         users::login, users::logout, users::me, users::directory, users::list, users::create, users::update,
+        phones::provision, phones::revoke, phones::list,
         conversations::list, conversations::get_one, conversations::events, conversations::reply,
         conversations::note, conversations::assign, conversations::unassign, conversations::close, conversations::reopen,
         webchat::start, webchat::events, webchat::send, routing::customer_handoff,

@@ -337,6 +337,12 @@ pub async fn update(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    if body.active.is_some()
+        && let Err(e) = state.phones.reload(&state.db).await
+    {
+        // Deactivated users' phones cannot register; other nodes reload within seconds.
+        tracing::warn!(error = %e, "SIP accounts not reloaded");
+    }
     tracing::info!(admin = %staff.user.id, user = %user.id, "user changed");
     Ok(Json(user))
 }

@@ -313,6 +313,10 @@ impl Client {
         Self::finish(self.req(reqwest::Method::PATCH, path).json(&body)).await
     }
 
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        Self::finish(self.req(reqwest::Method::DELETE, path)).await
+    }
+
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
         Self::finish(
             self.req(reqwest::Method::POST, path)
@@ -408,4 +412,42 @@ macro_rules! both_stacks {
             }
         }
     };
+}
+
+/// Whether a peer tool (sipp, baresip) is installed. With `CI=true` a
+/// missing tool fails the test; otherwise it prints a loud SKIPPED line.
+pub fn tool_present(command: &str, probe: &str, package: &str, what: &str) -> bool {
+    let found = std::process::Command::new(command)
+        .arg(probe)
+        .output()
+        .is_ok();
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "{command} is required when CI=true: install Debian's {package} (scripts/setup --test)"
+            );
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: {command} not installed (apt-get install {package}); {what} not tested !!!!!!!!\n"
+        );
+    }
+    found
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// A port free for both UDP and TCP: SIP listens on both (another test's HTTP
+/// listener may hold the TCP side of a port whose UDP side is free).
+pub fn free_sip_port() -> u16 {
+    for _ in 0..50 {
+        let p = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free for UDP and TCP");
 }
