@@ -20,6 +20,11 @@
 //!   and a voicemail also adds a customer message ("Voicemail, N s") so it
 //!   shows in the inbox;
 //! * appends `call_ended` with the reason and the talk time.
+//!
+//! The same SIP listener is the registrar for agents' phones: REGISTER is
+//! checked by digest against the SIP accounts in [`Phones`] (realm
+//! `sip_domain`), and each binding is written to `sip_registrations` so every
+//! node knows where an agent's phone is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +33,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use switchboard_bus::{
-    Attachment, Bus, Channel, Contact, ConversationId, Event, HandoffContext, HandoffReason,
-    Participant, PhoneNumber, Skill,
+    Attachment, Bus, Channel, Contact, ConversationId, ConversationStatus, Disposition, Event,
+    HandoffContext, HandoffReason, Participant, PhoneNumber, Skill,
 };
 use switchboard_models::ModelId;
 use switchboard_voice::ivr::{Action, FlowSet, Ivr};
@@ -42,6 +47,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::db::{Db, DbError, ms};
+use crate::phones::{Phones, Registration};
 use crate::writer::{AppendError, Writer};
 
 /// Why telephony could not start.
@@ -57,6 +63,8 @@ struct Shared {
     flows: FlowSet,
     tts: Tts,
     recordings: PathBuf,
+    /// Registrations to store, in the order the registrar made them.
+    registrations: mpsc::UnboundedSender<ServerEvent>,
 }
 
 /// Starts telephony when configured; `None` when `sip_listen` is unset.
@@ -65,6 +73,8 @@ pub async fn start(
     db: Db,
     writer: Writer,
     bus: Arc<dyn Bus>,
+    phones: Phones,
+    node: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, VoiceError> {
     let Some(listen) = config.sip_listen else {
@@ -94,11 +104,51 @@ pub async fn start(
     if listen.ip().is_unspecified() {
         tracing::warn!(%listen, "telephony: sip_listen has no specific address; SDP will advertise it as the media address, so callers elsewhere cannot reach RTP. Listen on the host's reachable address.");
     }
+    // Agents' phones register against the SIP accounts of active users.
+    match phones.reload(&db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            accounts = n,
+            realm = phones.realm(),
+            "telephony: SIP accounts set for another realm (sip_domain changed) cannot register; set their secrets again"
+        ),
+        Err(e) => return Err(VoiceError(format!("SIP accounts: {e}"))),
+    }
+    if let Err(e) = db.clear_node_registrations(&node).await {
+        tracing::warn!(error = %e, "telephony: stale registrations of this node not cleared");
+    }
     // RTP/RTCP port pairs come from 20000–29999 on the SIP address.
-    let (server, mut events) = VoiceServer::start(ServerConfig::local(listen))
+    let mut server_config = ServerConfig::local(listen);
+    server_config.endpoint.domain = phones.realm().to_string();
+    server_config.endpoint.auth_secret = crate::auth::new_token();
+    server_config.endpoint.credentials = Some(Arc::new(phones.clone()));
+    let (server, mut events) = VoiceServer::start(server_config)
         .await
         .map_err(|e| VoiceError(format!("SIP on {listen}: {e}")))?;
-    tracing::info!(sip = %server.local_addr(), "telephony: answering SIP calls");
+    tracing::info!(
+        sip = %server.local_addr(),
+        realm = phones.realm(),
+        phones = phones.len(),
+        "telephony: answering SIP calls; agents' phones register here"
+    );
+    let registrations = spawn_registration_writer(db.clone(), node, listen, shutdown.clone());
+    {
+        // Accounts changed through other nodes reach this registrar within seconds.
+        let (phones, db, mut shutdown) = (phones.clone(), db.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = phones.reload(&db).await {
+                            tracing::warn!(error = %e, "telephony: SIP accounts not reloaded");
+                        }
+                    }
+                }
+            }
+        });
+    }
     // Synthesise every prompt ahead of the first call.
     {
         let tts = tts.clone();
@@ -118,12 +168,15 @@ pub async fn start(
         flows,
         tts,
         recordings,
+        registrations,
     });
     Ok(Some(tokio::spawn(async move {
         let mut calls: HashMap<CallHandle, mpsc::UnboundedSender<Stamped>> = HashMap::new();
+        let mut clock_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                _ = clock_tick.tick() => export_clock_stats(&server),
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
                     dispatch(&shared, &mut calls, ev);
@@ -207,8 +260,24 @@ fn dispatch(
         });
         return;
     }
-    let Some(call) = event_call(&ev) else { return };
+    let Some(call) = event_call(&ev) else {
+        let _ = shared.registrations.send(ev);
+        return;
+    };
     let ended = matches!(ev, ServerEvent::CallEnded { .. });
+    if let ServerEvent::CallEnded {
+        stats: Some(stats), ..
+    } = &ev
+    {
+        // The call's media quality, summed over calls: what a load run or an
+        // operator reads to see loss and late packets on the caller's stream.
+        metrics::counter!("switchboard_voice_rtp_sent_total").increment(stats.packets_sent);
+        metrics::counter!("switchboard_voice_rtp_received_total").increment(stats.packets_received);
+        metrics::counter!("switchboard_voice_rtp_lost_total")
+            .increment(stats.packets_lost.max(0) as u64);
+        metrics::counter!("switchboard_voice_rtp_late_total").increment(stats.late);
+        metrics::counter!("switchboard_voice_rtp_concealed_total").increment(stats.concealed);
+    }
     if let Some(tx) = calls.get(&call) {
         let _ = tx.send((tokio::time::Instant::now(), ev));
     }
@@ -216,6 +285,83 @@ fn dispatch(
         calls.remove(&call);
         metrics::gauge!("switchboard_voice_active_calls").set(calls.len() as f64);
     }
+}
+
+/// The media clock's punctuality on `/metrics`: how often outgoing audio
+/// started late, and the CPU time the media plane takes.
+fn export_clock_stats(server: &VoiceServer) {
+    let c = server.clock_stats();
+    metrics::counter!("switchboard_voice_clock_ticks_total").absolute(c.ticks);
+    metrics::counter!("switchboard_voice_clock_late_ticks_total", "over" => "5ms")
+        .absolute(c.late_5ms);
+    metrics::counter!("switchboard_voice_clock_late_ticks_total", "over" => "20ms")
+        .absolute(c.late_20ms);
+    metrics::gauge!("switchboard_voice_clock_max_late_seconds").set(c.max_late_us as f64 / 1e6);
+    metrics::counter!("switchboard_voice_clock_busy_microseconds_total").absolute(c.busy_us);
+}
+
+/// Stores the registrar's bindings in order, so a phone's register,
+/// refresh and unregister land as they happened. A failed write is retried
+/// (the binding is the only place a phone's address is known).
+fn spawn_registration_writer(
+    db: Db,
+    node: String,
+    listen: std::net::SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<ServerEvent> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ServerEvent>();
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.changed() => break,
+                ev = rx.recv() => match ev { Some(ev) => ev, None => break },
+            };
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let result = match &ev {
+                    ServerEvent::Registered { aor, binding } => {
+                        let left = binding
+                            .expires_at
+                            .saturating_duration_since(std::time::Instant::now());
+                        let now = Utc::now();
+                        let r = Registration {
+                            aor: aor.clone(),
+                            contact: binding.contact.clone(),
+                            username: aor.split('@').next().unwrap_or(aor).to_string(),
+                            source: binding.source.to_string(),
+                            transport: format!("{:?}", binding.transport).to_ascii_lowercase(),
+                            node: node.clone(),
+                            registered_at: now,
+                            expires_at: now + chrono::Duration::from_std(left).unwrap_or_default(),
+                        };
+                        tracing::info!(aor = %r.aor, contact = %r.contact, source = %r.source, registrar = %listen, "telephony: phone registered");
+                        db.put_registration(&r).await
+                    }
+                    ServerEvent::Unregistered { aor, contact } => {
+                        tracing::info!(%aor, %contact, "telephony: phone unregistered");
+                        db.remove_registration(aor, contact).await
+                    }
+                    _ => Ok(()),
+                };
+                match result {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?delay, "telephony: registration not stored; retrying");
+                        tokio::select! {
+                            _ = shutdown.changed() => return,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        // This node's registrar is going away with its bindings.
+        if let Err(e) = db.clear_node_registrations(&node).await {
+            tracing::warn!(error = %e, "telephony: registrations of this node not cleared");
+        }
+    });
+    tx
 }
 
 /// A call could not be handled.
@@ -294,11 +440,22 @@ struct CallRun<'a> {
     seq: u32,
     whole: Option<Recording<CallRecorder>>,
     message: Option<Recording<MessageRecorder>>,
+    /// A voicemail was stored: the conversation waits for an agent.
+    left_voicemail: bool,
 }
 
 impl CallRun<'_> {
     /// Appends events with a per-call idempotency key.
     async fn append(&mut self, events: Vec<Event>) -> Result<(), CallError> {
+        self.append_decided(move |_| events.clone()).await
+    }
+
+    /// Appends what `decide` makes of the conversation's current state, with
+    /// a per-call idempotency key.
+    async fn append_decided(
+        &mut self,
+        decide: impl Fn(&switchboard_bus::Conversation) -> Vec<Event> + Send + Sync + 'static,
+    ) -> Result<(), CallError> {
         self.seq += 1;
         let key = format!("call:{}:{}", self.sip_call_id, self.seq);
         self.shared
@@ -306,13 +463,39 @@ impl CallRun<'_> {
             .append(
                 self.conversation,
                 Some(key),
-                Box::new(move |c| {
-                    c.ok_or(AppendError::NotFound)?;
-                    Ok(events.clone())
-                }),
+                Box::new(move |c| Ok(decide(c.ok_or(AppendError::NotFound)?))),
             )
             .await?;
         Ok(())
+    }
+
+    /// Appends `call_ended` and, when nobody has anything left to do with
+    /// the conversation, closes it in the same commit: the caller hung up
+    /// unanswered by an agent (`abandoned`, whether in the IVR or the queue)
+    /// or the IVR finished the call itself (`resolved_by_bot`). A call that
+    /// left a voicemail, or that an agent has, stays open for them.
+    async fn end(&mut self, reason: &EndReason, talk_secs: u64) -> Result<(), CallError> {
+        let ended = Event::CallEnded {
+            call_id: self.sip_call_id.clone(),
+            reason: end_reason(reason).to_string(),
+            duration_secs: talk_secs,
+        };
+        let disposition = match reason {
+            EndReason::LocalHangup => Disposition::ResolvedByBot,
+            _ => Disposition::Abandoned,
+        };
+        let voicemail = self.left_voicemail;
+        self.append_decided(move |c| {
+            let mut events = vec![ended.clone()];
+            if !voicemail && c.status == ConversationStatus::Open && c.assignee.is_none() {
+                events.push(Event::ConversationClosed {
+                    disposition,
+                    by: Participant::System,
+                });
+            }
+            events
+        })
+        .await
     }
 
     fn recording_path(&self, id: &str) -> PathBuf {
@@ -440,6 +623,7 @@ impl CallRun<'_> {
             duration_secs: secs,
         }];
         if kind == "voicemail" {
+            self.left_voicemail = true;
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             events.push(Event::MessageAdded {
                 from: Participant::Customer(self.contact.id),
@@ -498,6 +682,7 @@ async fn run_call(
         seq: 0,
         whole: None,
         message: None,
+        left_voicemail: false,
     };
     tracing::info!(call_id = %run.sip_call_id, from = %caller, to = %called, conversation = %run.conversation, "telephony: call offered");
     let opened = vec![
@@ -577,12 +762,7 @@ async fn run_call(
                 run.finish_message(now).await?;
                 run.finish_whole(now).await?;
                 let talk = answered_at.map_or(0, |t| now.duration_since(t).as_secs());
-                run.append(vec![Event::CallEnded {
-                    call_id: run.sip_call_id.clone(),
-                    reason: end_reason(&reason).to_string(),
-                    duration_secs: talk,
-                }])
-                .await?;
+                run.end(&reason, talk).await?;
                 tracing::info!(call_id = %run.sip_call_id, reason = end_reason(&reason), secs = talk, "telephony: call ended");
                 break;
             }

@@ -26,7 +26,8 @@ use crate::publisher::PublisherHandle;
 
 /// Most requests committed in one transaction.
 pub const MAX_BATCH: usize = 512;
-const CACHE_CAPACITY: usize = 100_000;
+/// Open conversations whose state the writer keeps in memory (a few KB each).
+const CACHE_CAPACITY: usize = 20_000;
 const RECENT_KEYS: usize = 256;
 /// Attempts per batch before callers are told storage is unavailable
 /// (with the pool's 2 s acquire timeout: under ~10 s in all).
@@ -384,6 +385,10 @@ impl WriterState {
             if let Some(t) = touched.remove(&id)
                 && !conflicts.contains(&id)
                 && let Some(state) = t.state
+                // Closed conversations rarely get another write (a reopen
+                // reloads them), so they leave the cache: memory follows the
+                // open conversations, not every conversation ever written.
+                && state.status == switchboard_bus::ConversationStatus::Open
             {
                 self.cache.insert(
                     id,

@@ -23,41 +23,11 @@ use common::*;
 use serde_json::Value;
 use switchboard_gateway::auth::Role;
 use switchboard_gateway::config::BotMode;
+use switchboard_voice::ivr::{FlowSet, Prompt};
 use switchboard_voice::recording::hound;
 
 fn sipp_present() -> bool {
-    let found = std::process::Command::new("sipp")
-        .arg("-v")
-        .output()
-        .is_ok();
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "sipp is required when CI=true: install Debian's sip-tester (scripts/setup --test)"
-            );
-        }
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: sipp not installed (apt-get install sip-tester); telephony test not run !!!!!!!!\n"
-        );
-    }
-    found
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
-/// A port free for both UDP and TCP: SIP listens on both (another test's HTTP
-/// listener may hold the TCP side of a port whose UDP side is free).
-fn free_sip_port() -> u16 {
-    for _ in 0..50 {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free for UDP and TCP");
+    tool_present("sipp", "-v", "sip-tester", "telephony")
 }
 
 /// An even port with the next three free too (sipp uses media_port and +2).
@@ -78,7 +48,38 @@ async fn start_gateway(stack: Stack) -> (TestServer, SocketAddr) {
         c.bot = BotMode::Off;
     })
     .await;
+    prompts_ready(&server).await;
     (server, sip)
+}
+
+/// Waits until the built-in flow's prompts are synthesised (they are
+/// prepared in the background at start). A call placed earlier hears its
+/// first prompt only after synthesis, which on a busy machine can outlast
+/// sipp's two-second call, and the recording then has no echo in it.
+async fn prompts_ready(server: &TestServer) {
+    let texts: std::collections::HashSet<String> = FlowSet::builtin()
+        .prompts()
+        .into_iter()
+        .filter_map(|p| match p {
+            Prompt::Text(t) => Some(t.clone()),
+            Prompt::File(_) => None,
+        })
+        .collect();
+    let dir = server.config.data_dir.join("prompt-cache");
+    for _ in 0..1200 {
+        let ready = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "pcm"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if ready >= texts.len() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the IVR prompts were not synthesised within 60 s");
 }
 
 /// Runs one sipp scenario from voice/tests/sipp against `sip`, calling `service`.
@@ -234,6 +235,11 @@ async fn press_1(stack: Stack) {
     assert_eq!(handoff["skill"], "billing");
     assert_eq!(handoff["reason"], "customer_request");
     assert_eq!(find("call_ended")["reason"], "caller_hung_up");
+    // Nobody has anything left to do with a caller who hung up in the queue:
+    // the call is closed as abandoned with its call_ended, not left in the inbox.
+    assert_eq!(find("conversation_closed")["disposition"], "abandoned");
+    let ended_at = k.iter().position(|k| k == "call_ended").unwrap();
+    assert_eq!(k[ended_at + 1], "conversation_closed", "{k:?}");
     // The router put the call in the billing voice queue.
     assert_eq!(find("queued")["queue"], "billing", "{k:?}");
     let rec = find("recording_available");
@@ -344,6 +350,8 @@ async fn voicemail_is_recorded_and_shows_in_the_inbox() {
     let (id, ev) = ended_call(&staff, 2).await;
     let k = kinds(&ev);
     assert!(k.iter().all(|k| k != "handoff_requested"), "{k:?}");
+    // A voicemail waits for an agent: the conversation stays open.
+    assert!(k.iter().all(|k| k != "conversation_closed"), "{k:?}");
     let dtmf: Vec<&Value> = ev
         .iter()
         .filter(|e| e["event"]["type"] == "dtmf_received")

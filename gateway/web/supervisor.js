@@ -17,9 +17,12 @@
     return data.user;
   }
 
-  function dur(secs) {
-    if (secs == null) return '—';
-    const s = Math.round(Number(secs));
+  // Durations come as seconds, or as a serialised Rust Duration ({secs, nanos}).
+  function dur(v) {
+    if (v == null) return '—';
+    const secs = typeof v === 'object' ? Number(v.secs) + Number(v.nanos || 0) / 1e9 : Number(v);
+    if (!Number.isFinite(secs)) return '—';
+    const s = Math.round(secs);
     if (s < 60) return `${s} s`;
     if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
     return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
@@ -105,10 +108,32 @@
         cell(`${a.chat_load} / ${a.capacity.chat}`, 'num'),
         cell(`${a.voice_load} / ${a.capacity.voice}`, 'num'),
         convs,
+        phoneCell(a.id),
         presenceCell(a),
       );
       return tr;
     }));
+  }
+
+  // Agents' SIP phones (GET /api/phones), refreshed every 10 s: whether each
+  // agent's phone is registered, and from where.
+  let phones = new Map();
+  async function loadPhones() {
+    try {
+      const data = await api('GET', '/api/phones');
+      phones = new Map(((data && data.phones) || []).map((p) => [p.account.user_id, p]));
+    } catch {
+      /* the column then says "no SIP account"; the snapshot still renders */
+    }
+  }
+
+  function phoneCell(agentId) {
+    const p = phones.get(agentId);
+    if (!p) return cell('no SIP account', 'phone muted');
+    const regs = p.registrations || [];
+    const td = cell(regs.length ? `registered (${p.account.username})` : `not registered (${p.account.username})`, regs.length ? 'phone state-available' : 'phone state-offline');
+    if (regs.length) td.title = regs.map((r) => `${r.contact} from ${r.source} until ${new Date(r.expires_at).toLocaleTimeString()}`).join('\n');
+    return td;
   }
 
   function presenceCell(a) {
@@ -188,7 +213,9 @@
       try { await api('POST', '/api/auth/logout', {}); } catch { /* leaving anyway */ }
       location.href = '/login';
     });
+    await loadPhones();
     await tick();
     setInterval(tick, 1000);
+    setInterval(loadPhones, 10000);
   })();
 })();

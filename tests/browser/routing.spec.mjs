@@ -81,6 +81,9 @@ async function main() {
     });
     await admin('PUT', `/api/routing/agents/${people.expert.id}`, { skills: { billing: 5 }, languages: ['en'], chat_capacity: 2 });
     await admin('PUT', `/api/routing/agents/${people.novice.id}`, { skills: { billing: 2 }, languages: ['en'], chat_capacity: 2 });
+    // Erin has a SIP phone account (not registered: no phone runs here); Nico has none.
+    const sip = await admin('PUT', `/api/users/${people.expert.id}/sip`, { username: `erin-${suffix}` });
+    people.expert.sip = sip.account.username;
   });
 
   const browser = await chromium.launch({
@@ -119,6 +122,14 @@ async function main() {
     for (const who of [people.expert, people.novice]) {
       await lead.locator(`#agents-body tr[data-agent="${who.id}"] td.state-available`).waitFor({ timeout: T });
     }
+    // Times read as times (the router sends Rust Durations as {secs, nanos}).
+    const text = await lead.textContent('#main');
+    assert(!text.includes('NaN'), 'the live view shows NaN');
+    // The Phone column: Erin's account is not registered, Nico has no account.
+    await lead
+      .locator(`#agents-body tr[data-agent="${people.expert.id}"] td.phone`, { hasText: `not registered (${people.expert.sip})` })
+      .waitFor({ timeout: T });
+    await lead.locator(`#agents-body tr[data-agent="${people.novice.id}"] td.phone`, { hasText: 'no SIP account' }).waitFor({ timeout: T });
   });
 
   let conversationId = null;

@@ -190,6 +190,11 @@ impl Leader {
                 delivery = sub.next() => {
                     match delivery {
                         Some(Ok(d)) => self.on_event(&d.envelope).await?,
+                        // Fell behind the bus's retention: events were missed, so
+                        // start over and rebuild from the database (the record).
+                        Some(Err(e @ switchboard_bus::BusError::CursorExpired { .. })) => {
+                            return Err(RoutingError::Bus(e));
+                        }
                         Some(Err(e)) => tracing::warn!(error = %e, "routing: bus delivery failed"),
                         None => return Err(RoutingError::Bus(switchboard_bus::BusError::Unavailable("bus subscription ended".into()))),
                     }
