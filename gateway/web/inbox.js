@@ -944,6 +944,7 @@
     current: () => state.current,
     flash: (text, kind) => flash(text, kind),
     agentName: (id) => agentName(id),
+    ready: false,
   };
   window.SwitchboardInbox = hooks;
 
@@ -980,6 +981,9 @@
     }
 
     connectWs();
+    // Scripts loaded after this one may not have run yet: they check
+    // `hooks.ready` as well as listening for the event.
+    hooks.ready = true;
     document.dispatchEvent(new CustomEvent('switchboard:ready'));
     await Promise.all([loadDirectory().catch(showError), loadList().catch(showError)]);
     const fromHash = idFromHash();

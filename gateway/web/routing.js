@@ -15,7 +15,11 @@
   let me = null;
   let wrapUpContacts = [];
 
-  document.addEventListener('switchboard:ready', () => {
+  let started = false;
+
+  function start() {
+    if (started) return;
+    started = true;
     hooks = window.SwitchboardInbox;
     me = hooks.me();
     if (!me) return;
@@ -34,7 +38,7 @@
     loadQueues();
     setInterval(refresh, 3000);
     setInterval(renderOffers, 1000);
-  });
+  }
 
   function bind() {
     $('presence').addEventListener('change', async (e) => {
@@ -229,4 +233,10 @@
     }
     for (const stale of existing.values()) stale.remove();
   }
+
+  // The inbox may have loaded the account before this script ran (its fetch
+  // can finish while this file is still downloading), so start now if it is
+  // ready, or when it says so.
+  if (window.SwitchboardInbox && window.SwitchboardInbox.ready) start();
+  else document.addEventListener('switchboard:ready', start);
 })();
