@@ -65,30 +65,80 @@ fn spec(channels: u16) -> hound::WavSpec {
     }
 }
 
-/// Stereo recording of a whole call.
-pub struct CallRecorder {
+/// The part both recorders share: a WAV file written one 20 ms frame at a
+/// time on the call's clock, with its header rewritten every second.
+struct Track {
     writer: Writer,
-    played: VecDeque<i16>,
     frames: u32,
     samples: u64,
 }
 
-impl std::fmt::Debug for CallRecorder {
+impl Track {
+    fn create(path: &Path, channels: u16) -> Result<Self, RecordingError> {
+        Ok(Self {
+            writer: hound::WavWriter::create(path, spec(channels))?,
+            frames: 0,
+            samples: 0,
+        })
+    }
+
+    /// Writes one frame of `len` samples per channel: `fill` must write
+    /// exactly `len × channels` interleaved samples into a block sized for
+    /// them (one bounds check per frame rather than one per sample). Frames
+    /// are 20 ms; one longer than a second is refused.
+    fn frame(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut hound::SampleWriter16<'_, BufWriter<File>>),
+    ) -> Result<(), RecordingError> {
+        if len > SAMPLE_RATE as usize {
+            return Err(RecordingError(hound::Error::Unsupported));
+        }
+        let channels = u32::from(self.writer.spec().channels);
+        let mut block = self.writer.get_i16_writer(len as u32 * channels);
+        fill(&mut block);
+        block.flush()?;
+        self.samples += len as u64;
+        self.frames += 1;
+        if self.frames.is_multiple_of(FLUSH_EVERY) {
+            self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+    }
+
+    fn finish(self) -> Result<Duration, RecordingError> {
+        let d = self.duration();
+        self.writer.finalize()?;
+        Ok(d)
+    }
+}
+
+impl std::fmt::Debug for Track {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallRecorder")
+        f.debug_struct("Track")
+            .field("channels", &self.writer.spec().channels)
             .field("samples", &self.samples)
             .finish_non_exhaustive()
     }
+}
+
+/// Stereo recording of a whole call.
+#[derive(Debug)]
+pub struct CallRecorder {
+    track: Track,
+    played: VecDeque<i16>,
 }
 
 impl CallRecorder {
     /// Creates (or truncates) the file.
     pub fn create(path: &Path) -> Result<Self, RecordingError> {
         Ok(Self {
-            writer: hound::WavWriter::create(path, spec(2))?,
+            track: Track::create(path, 2)?,
             played: VecDeque::new(),
-            frames: 0,
-            samples: 0,
         })
     }
 
@@ -104,25 +154,18 @@ impl CallRecorder {
 
     /// One frame of caller audio; paired with the same amount of played audio.
     pub fn caller(&mut self, pcm: &[i16]) -> Result<(), RecordingError> {
-        // One bounds-checked block per frame rather than a checked write per sample.
-        let frames = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
-        let mut block = self.writer.get_i16_writer(frames * 2);
-        for &s in pcm {
-            block.write_sample(s);
-            block.write_sample(self.played.pop_front().unwrap_or(0));
-        }
-        block.flush()?;
-        self.samples += pcm.len() as u64;
-        self.frames += 1;
-        if self.frames.is_multiple_of(FLUSH_EVERY) {
-            self.writer.flush()?;
-        }
-        Ok(())
+        let played = &mut self.played;
+        self.track.frame(pcm.len(), |block| {
+            for &s in pcm {
+                block.write_sample(s);
+                block.write_sample(played.pop_front().unwrap_or(0));
+            }
+        })
     }
 
     /// Pads the caller side with silence up to `elapsed` since the start.
     pub fn fill_to(&mut self, elapsed: Duration) -> Result<(), RecordingError> {
-        for _ in 0..frames_missing(self.samples, elapsed) {
+        for _ in 0..frames_missing(self.track.samples, elapsed) {
             self.caller(&[0; FRAME as usize])?;
         }
         Ok(())
@@ -130,73 +173,55 @@ impl CallRecorder {
 
     /// Length so far.
     pub fn duration(&self) -> Duration {
-        Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+        self.track.duration()
     }
 
     /// Closes the file; returns the recording's length.
     pub fn finish(self) -> Result<Duration, RecordingError> {
-        let d = self.duration();
-        self.writer.finalize()?;
-        Ok(d)
+        self.track.finish()
     }
 }
 
 /// Mono recording of the caller (voicemail).
+#[derive(Debug)]
 pub struct MessageRecorder {
-    writer: Writer,
-    frames: u32,
-    samples: u64,
-}
-
-impl std::fmt::Debug for MessageRecorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MessageRecorder")
-            .field("samples", &self.samples)
-            .finish_non_exhaustive()
-    }
+    track: Track,
 }
 
 impl MessageRecorder {
     /// Creates (or truncates) the file.
     pub fn create(path: &Path) -> Result<Self, RecordingError> {
         Ok(Self {
-            writer: hound::WavWriter::create(path, spec(1))?,
-            frames: 0,
-            samples: 0,
+            track: Track::create(path, 1)?,
         })
     }
 
     /// One frame of caller audio.
     pub fn caller(&mut self, pcm: &[i16]) -> Result<(), RecordingError> {
-        for &s in pcm {
-            self.writer.write_sample(s)?;
-        }
-        self.samples += pcm.len() as u64;
-        self.frames += 1;
-        if self.frames.is_multiple_of(FLUSH_EVERY) {
-            self.writer.flush()?;
-        }
-        Ok(())
+        self.track.frame(pcm.len(), |block| {
+            for &s in pcm {
+                block.write_sample(s);
+            }
+        })
     }
 
-    /// Pads the caller side with silence up to `elapsed` since the start.
+    /// Pads with silence up to `elapsed` since the start.
     pub fn fill_to(&mut self, elapsed: Duration) -> Result<(), RecordingError> {
-        for _ in 0..frames_missing(self.samples, elapsed) {
-            self.caller(&[0; FRAME as usize])?;
+        let silence = [0; FRAME as usize];
+        for _ in 0..frames_missing(self.track.samples, elapsed) {
+            self.caller(&silence)?;
         }
         Ok(())
     }
 
     /// Length so far.
     pub fn duration(&self) -> Duration {
-        Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+        self.track.duration()
     }
 
     /// Closes the file; returns the message's length.
     pub fn finish(self) -> Result<Duration, RecordingError> {
-        let d = self.duration();
-        self.writer.finalize()?;
-        Ok(d)
+        self.track.finish()
     }
 }
 
