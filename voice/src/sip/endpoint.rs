@@ -50,15 +50,14 @@ use rand::{Rng, SeedableRng};
 
 use super::auth::{CredentialStore, DigestAuthenticator};
 use super::message::{
-    Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, reason_phrase,
-    validate_request,
+    Headers, Message, Method, ParseError, Request, Response, Uri, reason_phrase, validate_request,
 };
 use super::transaction::{
     ClientInvite, ClientNonInvite, ClientState, ServerInvite, ServerInviteState, ServerNonInvite,
     ServerNonInviteState, TimerConfig, TxKey, TxOutput,
 };
 use crate::media::DtmfDigit;
-use crate::sdp::{self, Codec, Direction, NegotiatedMedia, SessionDescription};
+use crate::sdp::{self, Codec, NegotiatedMedia, SessionDescription};
 
 /// SIP transport of a datagram or connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,6 +2,7 @@
 //! simulated time.
 
 use super::*;
+use crate::sdp::Direction;
 use crate::sip::auth::{DigestParams, StaticCredentials, authorization_header};
 
 const PEER: &str = "127.0.0.1:5070";

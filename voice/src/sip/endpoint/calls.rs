@@ -1,8 +1,16 @@
 //! Call control commands the application gives the endpoint: ring,
 //! early media, answer, reject, hang up and hold.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{
+    CallHandle, CallState, ClientEntry, ClientTx, CommandError, EndReason, Endpoint, Event,
+    TimerRef,
+};
+use crate::sdp::{self, Direction, NegotiatedMedia, SessionDescription};
+use crate::sip::message::{Method, Request, reason_phrase};
+use crate::sip::transaction::{ClientInvite, TxKey, TxOutput};
 
 impl Endpoint {
     pub(super) fn call_in(

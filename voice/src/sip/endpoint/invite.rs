@@ -2,8 +2,18 @@
 //! offer), CANCEL, re-INVITE and UPDATE (hold, unhold, session refresh),
 //! the answer's 2xx retransmissions and their ACK.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::Rng;
+
+use super::{
+    ALLOW, Call, CallHandle, CallInfo, CallState, CommandError, EndReason, Endpoint, Event,
+    OkRetransmit, SUPPORTED, ServerEntry, ServerTx, TimerRef, Transport,
+};
+use crate::sdp::{self, Direction, NegotiatedMedia, SessionDescription};
+use crate::sip::message::{NameAddr, Request, reason_phrase};
+use crate::sip::transaction::{ServerInvite, ServerInviteState, TxKey, TxOutput};
 
 impl Endpoint {
     /// Opens the server INVITE transaction for `req` and answers 100 Trying
@@ -191,7 +201,11 @@ impl Endpoint {
     }
 
     /// Negotiates a new offer inside a dialog. Returns the answer body.
-    pub(super) fn renegotiate(&mut self, handle: CallHandle, offer_body: &[u8]) -> Result<Vec<u8>, u16> {
+    pub(super) fn renegotiate(
+        &mut self,
+        handle: CallHandle,
+        offer_body: &[u8],
+    ) -> Result<Vec<u8>, u16> {
         let codecs = self.cfg.codecs.clone();
         let Some(call) = self.calls.get_mut(&handle) else {
             return Err(481);
