@@ -38,6 +38,7 @@ use switchboard_bus::{
 };
 use switchboard_models::ModelId;
 use switchboard_voice::ivr::{Action, FlowSet, Ivr};
+use switchboard_voice::media::Pcm;
 use switchboard_voice::piper::Piper;
 use switchboard_voice::recording::{CallRecorder, MessageRecorder, beep};
 use switchboard_voice::server::{ServerConfig, ServerEvent, VoiceServer};
@@ -509,14 +510,14 @@ impl CallRun<'_> {
                     self.append(vec![Event::IvrStep { node, detail }]).await?;
                 }
                 Action::Play(prompt) => match self.shared.tts.render(&prompt).await {
-                    Ok(pcm) => self.play(&pcm),
+                    Ok(pcm) => self.play(pcm),
                     Err(e) => {
                         // Say nothing rather than drop the call; the flow goes on.
                         tracing::warn!(call_id = %self.sip_call_id, error = %e, "telephony: prompt unavailable");
-                        self.play(&[0; 160]);
+                        self.play(Pcm::from([0; 160]));
                     }
                 },
-                Action::Beep => self.play(&beep()),
+                Action::Beep => self.play(beep()),
                 Action::StopPlaying => {
                     self.shared.server.stop_playing(self.call);
                     if let Some(w) = &mut self.whole {
@@ -574,11 +575,11 @@ impl CallRun<'_> {
         Ok(())
     }
 
-    fn play(&mut self, pcm: &[i16]) {
-        self.shared.server.play(self.call, pcm);
+    fn play(&mut self, pcm: Pcm) {
         if let Some(w) = &mut self.whole {
-            w.rec.played(pcm);
+            w.rec.played(pcm.clone());
         }
+        self.shared.server.play(self.call, pcm);
     }
 
     /// A caller frame that reached the dispatcher at `now`.

@@ -64,13 +64,13 @@ fn bench_media(c: &mut Criterion) {
         let mut s = MediaSession::new(t0, &media(), 1, 0, "bench".into());
         let from = "127.0.0.1:6000".parse().unwrap();
         let packets: Vec<Vec<u8>> = (0..=u16::MAX).map(rtp).collect();
-        let pcm = vec![1000i16; 160];
+        let pcm: switchboard_voice::media::Pcm = vec![1000i16; 160].into();
         let mut out = Vec::with_capacity(4);
         let mut i = 0usize;
         b.iter(|| {
             let now = t0 + Duration::from_millis(20 * i as u64);
             s.handle_rtp(now, from, &packets[i % packets.len()]);
-            s.play(&pcm);
+            s.play(pcm.clone());
             out.clear();
             s.tick(now, &mut out);
             while let Some(e) = s.poll_event() {

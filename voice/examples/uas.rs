@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_secs: u64 = flag("--max-secs")
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let prompt = prompt(flag("--wav").as_deref())?;
+    let prompt: switchboard_voice::media::Pcm = prompt(flag("--wav").as_deref())?.into();
 
     let (server, mut events) = VoiceServer::start(ServerConfig::local(addr)).await?;
     println!("listening on {} (udp+tcp)", server.local_addr());
@@ -100,14 +100,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 limits.insert(call, limit);
             }
             ServerEvent::CallEstablished { call } => {
-                server.play(call, &prompt);
+                server.play(call, prompt.clone());
             }
             ServerEvent::Dtmf { call, digit, .. } => {
                 let got = digits.entry(call).or_default();
                 if digit.as_char() == '#' {
                     println!("{call}: collected {got:?}");
                     let readback: Vec<i16> = got.chars().flat_map(dtmf_tone).collect();
-                    server.play(call, &readback);
+                    server.play(call, readback.into());
                     got.push('#');
                 } else {
                     got.push(digit.as_char());

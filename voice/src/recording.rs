@@ -20,11 +20,13 @@
 /// The WAV crate used here, so readers of recordings use the same version.
 pub use hound;
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use crate::media::{Pcm, PlayQueue};
 
 /// Samples per second.
 pub const SAMPLE_RATE: u32 = 8_000;
@@ -130,7 +132,7 @@ impl std::fmt::Debug for Track {
 #[derive(Debug)]
 pub struct CallRecorder {
     track: Track,
-    played: VecDeque<i16>,
+    played: PlayQueue,
 }
 
 impl CallRecorder {
@@ -138,13 +140,13 @@ impl CallRecorder {
     pub fn create(path: &Path) -> Result<Self, RecordingError> {
         Ok(Self {
             track: Track::create(path, 2)?,
-            played: VecDeque::new(),
+            played: PlayQueue::new(),
         })
     }
 
     /// Audio queued for playing (it goes out one frame per tick from now on).
-    pub fn played(&mut self, pcm: &[i16]) {
-        self.played.extend(pcm);
+    pub fn played(&mut self, pcm: Pcm) {
+        self.played.push(pcm);
     }
 
     /// Playing was stopped: what was queued will not be heard.
@@ -158,7 +160,7 @@ impl CallRecorder {
         self.track.frame(pcm.len(), |block| {
             for &s in pcm {
                 block.write_sample(s);
-                block.write_sample(played.pop_front().unwrap_or(0));
+                block.write_sample(played.pop().unwrap_or(0));
             }
         })
     }
@@ -239,14 +241,17 @@ pub fn read_prompt_wav(path: &Path) -> Result<Vec<i16>, RecordingError> {
     Ok(r.samples::<i16>().collect::<Result<_, _>>()?)
 }
 
-/// The voicemail beep: 400 ms of 1 kHz.
-pub fn beep() -> Vec<i16> {
-    (0..3_200)
-        .map(|i| {
-            let t = f64::from(i) / f64::from(SAMPLE_RATE);
-            ((2.0 * std::f64::consts::PI * 1_000.0 * t).sin() * 8_000.0) as i16
-        })
-        .collect()
+/// The voicemail beep: 400 ms of 1 kHz (made once, shared by every call).
+pub fn beep() -> Pcm {
+    static BEEP: LazyLock<Pcm> = LazyLock::new(|| {
+        (0..3_200)
+            .map(|i| {
+                let t = f64::from(i) / f64::from(SAMPLE_RATE);
+                ((2.0 * std::f64::consts::PI * 1_000.0 * t).sin() * 8_000.0) as i16
+            })
+            .collect::<Arc<[i16]>>()
+    });
+    BEEP.clone()
 }
 
 #[cfg(test)]
@@ -258,10 +263,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let mut rec = CallRecorder::create(&path).unwrap();
-        rec.played(&[7; 200]);
+        rec.played(Arc::from([7; 200]));
         rec.caller(&[1; 160]).unwrap();
         rec.caller(&[2; 160]).unwrap();
-        rec.played(&[9; 160]);
+        rec.played(Arc::from([9; 160]));
         rec.stop_played();
         rec.caller(&[3; 160]).unwrap();
         assert_eq!(rec.duration(), Duration::from_millis(60));
@@ -288,7 +293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let mut rec = CallRecorder::create(&path).unwrap();
-        rec.played(&[4; 1_600]);
+        rec.played(Arc::from([4; 1_600]));
         // Within the slack nothing is inserted (the frame is just late).
         rec.fill_to(Duration::from_millis(60)).unwrap();
         assert_eq!(rec.duration(), Duration::ZERO);

@@ -30,8 +30,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::media::DtmfDigit;
 use crate::media::session::{AudioFrame, FRAME_DURATION, MediaEvent, MediaSession, MediaStats};
+use crate::media::{DtmfDigit, Pcm};
 use crate::sdp::NegotiatedMedia;
 use crate::sip::endpoint::{
     Binding, CallHandle, CallInfo, CommandError, DtmfSource, EndReason, Endpoint, EndpointConfig,
@@ -381,9 +381,10 @@ impl VoiceServer {
         self.send(Command::Hold(call, on))
     }
 
-    /// Queues 8 kHz linear audio to play into the call. Returns false if the
-    /// call has no media (not answered, or ended).
-    pub fn play(&self, call: CallHandle, pcm: &[i16]) -> bool {
+    /// Queues 8 kHz linear audio to play into the call (shared, not
+    /// copied). Returns false if the call has no media (not answered, or
+    /// ended).
+    pub fn play(&self, call: CallHandle, pcm: Pcm) -> bool {
         lock(&self.media)
             .get_mut(&call)
             .map(|m| m.session.play(pcm))

@@ -7,14 +7,24 @@
 //! The cache file is raw 16-bit little-endian 8 kHz mono PCM named
 //! `<sha256(voice \0 text)>.pcm`, written to a temporary name and renamed,
 //! so concurrent calls never read half a file.
+//!
+//! [`Tts::render`] also keeps what it rendered in memory, shared
+//! ([`Pcm`]): every call hears the same few prompts, so a call costs no
+//! file read and no copy of the audio. A WAV prompt is looked up by path,
+//! size and modification time, so replacing the file takes effect on the
+//! next call. The memory cache holds at most [`MEMORY_CACHE_SAMPLES`]
+//! samples and starts afresh when full.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::ivr::Prompt;
+use crate::media::Pcm;
 use crate::piper::Piper;
 use crate::recording::{SAMPLE_RATE, read_prompt_wav};
 
@@ -37,6 +47,44 @@ pub enum TtsError {
     Wav(#[from] crate::recording::RecordingError),
 }
 
+/// Most samples the in-memory prompt cache holds (64 MB: about 70 minutes
+/// of prompts).
+pub const MEMORY_CACHE_SAMPLES: usize = 32 * 1024 * 1024;
+
+/// What a rendered prompt is remembered by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum MemoryKey {
+    /// A text, by its cache file (engine, voice and text).
+    Text(PathBuf),
+    /// A WAV file as it was when read.
+    File {
+        path: PathBuf,
+        len: u64,
+        modified: Option<SystemTime>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct MemoryCache {
+    prompts: HashMap<MemoryKey, Pcm>,
+    samples: usize,
+}
+
+impl MemoryCache {
+    fn insert(&mut self, key: MemoryKey, pcm: Pcm) {
+        if self.samples + pcm.len() > MEMORY_CACHE_SAMPLES {
+            self.prompts.clear();
+            self.samples = 0;
+        }
+        if pcm.len() <= MEMORY_CACHE_SAMPLES {
+            self.samples += pcm.len();
+            if let Some(old) = self.prompts.insert(key, pcm) {
+                self.samples -= old.len();
+            }
+        }
+    }
+}
+
 /// Text-to-speech with espeak-ng and an on-disk cache.
 #[derive(Debug, Clone)]
 pub struct Tts {
@@ -45,6 +93,8 @@ pub struct Tts {
     espeak: PathBuf,
     sox: PathBuf,
     piper: Option<Arc<Piper>>,
+    /// Shared by clones.
+    memory: Arc<Mutex<MemoryCache>>,
 }
 
 impl Tts {
@@ -56,6 +106,7 @@ impl Tts {
             espeak: "espeak-ng".into(),
             sox: "sox".into(),
             piper: None,
+            memory: Arc::default(),
         }
     }
 
@@ -99,23 +150,47 @@ impl Tts {
             .join(format!("{}.pcm", hex::encode(h.finalize())))
     }
 
-    /// 8 kHz PCM for a prompt.
-    pub async fn render(&self, prompt: &Prompt) -> Result<Vec<i16>, TtsError> {
-        match prompt {
-            Prompt::Text(t) => self.speak(t).await,
+    /// 8 kHz PCM for a prompt, shared: from memory when this prompt was
+    /// rendered before (and, for a file, has not changed since).
+    pub async fn render(&self, prompt: &Prompt) -> Result<Pcm, TtsError> {
+        let key = match prompt {
+            Prompt::Text(t) => MemoryKey::Text(self.cache_path(t)),
+            Prompt::File(p) => {
+                let meta = tokio::fs::metadata(p).await?;
+                MemoryKey::File {
+                    path: p.clone(),
+                    len: meta.len(),
+                    modified: meta.modified().ok(),
+                }
+            }
+        };
+        if let Some(pcm) = self.memory().prompts.get(&key) {
+            return Ok(pcm.clone());
+        }
+        let pcm: Pcm = match prompt {
+            Prompt::Text(t) => self.speak(t).await?,
             Prompt::File(p) => {
                 let path = p.clone();
                 let read = tokio::task::spawn_blocking(move || read_prompt_wav(&path))
                     .await
                     .map_err(|e| TtsError::Io(std::io::Error::other(e)))?;
                 match read {
-                    Ok(pcm) => Ok(pcm),
+                    Ok(pcm) => pcm,
                     // Another rate, stereo, 8/24/32-bit or float: sox converts it.
-                    Err(e) if e.is_unsupported_format() => resample(&self.sox, p).await,
-                    Err(e) => Err(e.into()),
+                    Err(e) if e.is_unsupported_format() => resample(&self.sox, p).await?,
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
+        .into();
+        self.memory().insert(key, pcm.clone());
+        Ok(pcm)
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, MemoryCache> {
+        // The cache stays consistent even if a holder panicked: every
+        // update is a single insert or clear.
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// 8 kHz PCM for a text, from the cache or freshly synthesised.
@@ -302,7 +377,17 @@ mod tests {
         w.write_sample(42i16).unwrap();
         w.finalize().unwrap();
         let tts = Tts::new(dir.path());
-        assert_eq!(tts.render(&Prompt::File(p)).await.unwrap(), vec![42]);
+        assert_eq!(&*tts.render(&Prompt::File(p.clone())).await.unwrap(), [42]);
+        // Rendered again: the same shared audio, not a copy.
+        let a = tts.render(&Prompt::File(p.clone())).await.unwrap();
+        let b = tts.render(&Prompt::File(p.clone())).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        // A replaced file is read again.
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        w.write_sample(7i16).unwrap();
+        w.write_sample(8i16).unwrap();
+        w.finalize().unwrap();
+        assert_eq!(&*tts.render(&Prompt::File(p)).await.unwrap(), [7, 8]);
         assert!(
             tts.render(&Prompt::File(dir.path().join("no.wav")))
                 .await

@@ -128,7 +128,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
     );
 
     // Application -> caller: play a level the phone can recognise.
-    assert!(server.play(call, &[-1234i16; 800]));
+    assert!(server.play(call, [-1234i16; 800].into()));
     let mut buf = [0u8; 1500];
     let wanted = g711::linear_to_alaw(-1234);
     let mut seen = 0;

@@ -4,8 +4,10 @@
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod playout;
 pub mod rtp;
 pub mod session;
 
 pub use dtmf::DtmfDigit;
+pub use playout::{Pcm, PlayQueue};
 pub use session::{FRAME_SAMPLES, MediaEvent, MediaSession, MediaStats, MediaTransmit};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::dtmf::{DtmfDetector, DtmfDigit, DtmfGenerator};
 use super::g711;
 use super::jitter::{JitterBuffer, JitterConfig, Playout};
+use super::playout::{Pcm, PlayQueue};
 use super::rtp::{ReportBlock, RtcpReport, RtpPacket};
 use crate::sdp::{Codec, Direction, NegotiatedMedia};
 
@@ -115,7 +116,7 @@ pub struct MediaSession {
     detector: DtmfDetector,
     dtmf_queue: VecDeque<(DtmfDigit, u32)>,
     dtmf_current: Option<(DtmfGenerator, u32)>,
-    outgoing: VecDeque<i16>,
+    outgoing: PlayQueue,
     playing_prompt: bool,
     last_frame: Vec<i16>,
     conceal_run: u32,
@@ -158,7 +159,7 @@ impl MediaSession {
             detector: DtmfDetector::default(),
             dtmf_queue: VecDeque::new(),
             dtmf_current: None,
-            outgoing: VecDeque::new(),
+            outgoing: PlayQueue::new(),
             playing_prompt: false,
             last_frame: vec![0; FRAME_SAMPLES],
             conceal_run: 0,
@@ -232,16 +233,16 @@ impl MediaSession {
         }
     }
 
-    /// Queues linear 8 kHz audio to send (a prompt, TTS output, …).
-    pub fn play(&mut self, pcm: &[i16]) {
-        self.outgoing.extend(pcm.iter().copied());
+    /// Queues linear 8 kHz audio to send (a prompt, TTS output, …). The
+    /// audio is shared, not copied.
+    pub fn play(&mut self, pcm: Pcm) {
+        self.outgoing.push(pcm);
         self.playing_prompt = true;
     }
 
     /// Drops queued audio (barge-in). Returns the number of samples dropped.
     pub fn stop_playing(&mut self) -> usize {
-        let n = self.outgoing.len();
-        self.outgoing.clear();
+        let n = self.outgoing.clear();
         self.playing_prompt = false;
         n
     }
@@ -432,10 +433,7 @@ impl MediaSession {
             self.dtmf_current = None;
         }
         let mut pcm = [0i16; FRAME_SAMPLES];
-        let n = self.outgoing.len().min(FRAME_SAMPLES);
-        for (slot, s) in pcm.iter_mut().zip(self.outgoing.drain(..n)) {
-            *slot = s;
-        }
+        self.outgoing.read(&mut pcm);
         self.check_prompt_done();
         self.scratch.clear();
         g711::encode(self.codec, &pcm, &mut self.scratch);
@@ -454,8 +452,7 @@ impl MediaSession {
     }
 
     fn drain_audio(&mut self) {
-        let n = self.outgoing.len().min(FRAME_SAMPLES);
-        self.outgoing.drain(..n);
+        self.outgoing.skip(FRAME_SAMPLES);
         self.check_prompt_done();
     }
 
@@ -579,7 +576,7 @@ mod tests {
     fn sends_one_packet_per_tick_with_queued_audio_then_silence() {
         let t0 = Instant::now();
         let mut s = MediaSession::new(t0, &neg(), 0x1234_5678, 0, "sb".into());
-        s.play(&vec![1000i16; 240]);
+        s.play(vec![1000i16; 240].into());
         let mut out = Vec::new();
         for i in 0..3 {
             s.tick(t0 + FRAME_DURATION * i, &mut out);
