@@ -214,6 +214,10 @@ struct Touched {
     state: Option<Conversation>,
     recent: HashMap<String, u64>,
     new_events: Vec<Envelope>,
+    /// Idempotency keys of this batch's requests, stored with the first
+    /// event each request wrote (its `client_msg_id` column), so a repeat is
+    /// recognised after the cache forgot it or the process restarted.
+    keys: HashMap<switchboard_bus::EventId, String>,
 }
 
 type Outcome = Result<Appended, AppendError>;
@@ -228,6 +232,7 @@ impl WriterState {
                 state: Some(c.state),
                 recent: c.recent,
                 new_events: Vec::new(),
+                keys: HashMap::new(),
             });
         }
         let state = self.db.conversation(id).await?;
@@ -245,6 +250,7 @@ impl WriterState {
             state,
             recent,
             new_events: Vec::new(),
+            keys: HashMap::new(),
         })
     }
 
@@ -366,8 +372,12 @@ impl WriterState {
             };
         let t_projected = Instant::now();
         // All events of the batch in a few multi-row statements.
+        let keys: HashMap<switchboard_bus::EventId, &str> = touched
+            .values()
+            .flat_map(|t| t.keys.iter().map(|(id, k)| (*id, k.as_str())))
+            .collect();
         for chunk in self.db.row_chunks(&rows) {
-            insert_events(&mut tx, chunk, self.outbox).await?;
+            insert_events(&mut tx, chunk, &keys, self.outbox).await?;
         }
         let t_inserted = Instant::now();
         tx.commit().await?;
@@ -441,6 +451,11 @@ fn decide_one(req: &Request, t: &mut Touched) -> Outcome {
         && let Some(first) = envelopes.first()
     {
         t.recent.insert(key.clone(), first.seq);
+        // Unless one of the events carries it already (a message's own
+        // client_msg_id), the key goes with the first event.
+        if envelopes.iter().all(|e| client_msg_id(&e.event).is_none()) {
+            t.keys.insert(first.id, key.clone());
+        }
         if t.recent.len() > RECENT_KEYS * 2 {
             let cutoff = state.last_seq.saturating_sub(RECENT_KEYS as u64 * 4);
             t.recent.retain(|_, s| *s > cutoff);
@@ -575,9 +590,12 @@ async fn write_projections<'a>(
     Ok(Some((conflicts, rows)))
 }
 
+/// Inserts events; `keys` gives the idempotency key stored in the
+/// `client_msg_id` column of an event that has none of its own.
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[&Envelope],
+    keys: &HashMap<switchboard_bus::EventId, &str>,
     outbox: bool,
 ) -> Result<(), DbError> {
     const COLS: usize = 7;
@@ -613,7 +631,11 @@ async fn insert_events(
             .bind(e.seq as i64)
             .bind(ms(e.at))
             .bind(e.event.kind())
-            .bind(client_msg_id(&e.event).map(str::to_owned))
+            .bind(
+                client_msg_id(&e.event)
+                    .or_else(|| keys.get(&e.id).copied())
+                    .map(str::to_owned),
+            )
             .bind(body);
     }
     q.execute(&mut **tx).await?;
