@@ -233,11 +233,21 @@ pub fn check_text(text: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
-/// Checks a client message id: 1–100 visible ASCII characters.
+/// Idempotency-key prefixes Switchboard's own writers use (the virtual
+/// agent's turns, calls); a client may not use them.
+const RESERVED_KEY_PREFIXES: [&str; 2] = ["bot:", "call:"];
+
+/// Checks a client message id: 1–100 visible ASCII characters, not starting
+/// with a reserved prefix (`bot:`, `call:`).
 pub fn check_client_msg_id(id: &str) -> Result<String, ApiError> {
     if id.is_empty() || id.len() > 100 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::validation(
             "client_msg_id must be 1-100 visible ASCII characters",
+        ));
+    }
+    if RESERVED_KEY_PREFIXES.iter().any(|p| id.starts_with(p)) {
+        return Err(ApiError::validation(
+            "client_msg_id may not start with bot: or call: (reserved)",
         ));
     }
     Ok(id.to_string())
