@@ -13,16 +13,22 @@
 //! answered once. Each conversation's memory ([`ConversationState`]:
 //! language, clarification and misunderstanding counts, transcript) is
 //! stored with the turn, so a restart or a new leader carries on.
+//!
+//! If it falls so far behind that the bus no longer holds what it missed
+//! (`CursorExpired`: the in-process bus keeps a bounded window), it reads
+//! the customer messages it missed from the database, from the last one it
+//! saw, and answers those not answered yet (the idempotency key is stored
+//! with the turn); the ones the bus still delivers afterwards are skipped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use sqlx::Row;
 use switchboard_bus::{
-    Bus, Channel, Conversation, ConversationId, ConversationStatus, Envelope, Event, Participant,
-    StartAt,
+    Bus, BusError, Channel, Conversation, ConversationId, ConversationStatus, Envelope, Event,
+    EventId, Participant, StartAt,
 };
 use switchboard_nlu::llm::local::LocalLlm;
 use switchboard_nlu::llm::openai::{OpenAiConfig, OpenAiLlm};
@@ -134,6 +140,37 @@ pub fn spawn(
     })
 }
 
+/// Where the runner stands in the record, for catching up.
+struct Place {
+    /// Row id of the last stored event accounted for.
+    row: i64,
+    /// The last customer message delivered by the bus (its row is looked
+    /// up only when needed).
+    seen: Option<EventId>,
+    /// Messages answered while catching up that the bus may still deliver.
+    replayed: HashSet<EventId>,
+}
+
+/// Stored events read per query while catching up.
+const CATCH_UP_PAGE: i64 = 500;
+/// Most catch-up replays remembered (older ones were delivered long ago).
+const MAX_REPLAYED: usize = 100_000;
+
+fn is_customer_message(env: &Envelope) -> bool {
+    matches!(
+        env.event,
+        Event::MessageAdded {
+            from: Participant::Customer(_),
+            ..
+        }
+    )
+}
+
+/// The idempotency key of the turn that answers a customer message.
+fn turn_key(env: &Envelope) -> String {
+    format!("bot:{}", env.id)
+}
+
 #[derive(Clone)]
 struct Runner {
     db: Db,
@@ -157,6 +194,11 @@ impl Runner {
             .subscribe(StartAt::Live)
             .await
             .map_err(|e| e.to_string())?;
+        let mut place = Place {
+            row: self.db.last_event_row().await.map_err(|e| e.to_string())?,
+            seen: None,
+            replayed: HashSet::new(),
+        };
         let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -167,10 +209,78 @@ impl Runner {
                     }
                 }
                 delivery = sub.next() => match delivery {
-                    Some(Ok(d)) => self.on_event(d.envelope).await,
+                    Some(Ok(d)) => {
+                        if place.replayed.remove(&d.envelope.id) {
+                            continue; // answered while catching up
+                        }
+                        if is_customer_message(&d.envelope) {
+                            place.seen = Some(d.envelope.id);
+                        }
+                        self.on_event(d.envelope).await;
+                    }
+                    Some(Err(e @ BusError::CursorExpired { .. })) => {
+                        tracing::warn!(error = %e, "virtual agent fell behind the bus; catching up from the database");
+                        loop {
+                            match self.catch_up(&mut place).await {
+                                Ok(n) => {
+                                    tracing::info!(answered = n, "virtual agent caught up");
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "virtual agent cannot catch up yet; retrying");
+                                    tokio::select! {
+                                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                        _ = shutdown.changed() => return Ok(()),
+                                    }
+                                }
+                            }
+                        }
+                    }
                     Some(Err(e)) => tracing::warn!(error = %e, "virtual agent: bus delivery failed"),
                     None => return Err("bus subscription ended".into()),
                 },
+            }
+        }
+    }
+
+    /// Answers the customer messages stored after `place` that have no turn
+    /// yet; returns how many. Each one read is remembered, so its later
+    /// delivery by the bus is skipped.
+    async fn catch_up(&self, place: &mut Place) -> Result<usize, DbError> {
+        if let Some(id) = place.seen {
+            if let Some(row) = self.db.event_row(id).await? {
+                place.row = row;
+            }
+            place.seen = None;
+        }
+        let mut answered = 0;
+        loop {
+            let page = self
+                .db
+                .events_of_kind_after_row("message_added", place.row, CATCH_UP_PAGE)
+                .await?;
+            let full = page.len() as i64 == CATCH_UP_PAGE;
+            for (row, env) in page {
+                if is_customer_message(&env) {
+                    let key = turn_key(&env);
+                    if !self
+                        .db
+                        .has_idempotency_key(env.conversation_id, &key)
+                        .await?
+                    {
+                        if place.replayed.len() >= MAX_REPLAYED {
+                            place.replayed.clear();
+                        }
+                        place.replayed.insert(env.id);
+                        metrics::counter!("switchboard_bot_caught_up_total").increment(1);
+                        answered += 1;
+                        self.on_event(env).await;
+                    }
+                }
+                place.row = row;
+            }
+            if !full {
+                return Ok(answered);
             }
         }
     }
@@ -227,7 +337,7 @@ impl Runner {
         metrics::counter!("switchboard_bot_turns_total", "decision" => decision_name(&outcome))
             .increment(1);
         let events = turn_events(&outcome);
-        let key = format!("bot:{}", env.id);
+        let key = turn_key(env);
         let channels = self.scope.channels.clone();
         let appended = self
             .writer

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
-use switchboard_bus::{AgentId, Conversation, ConversationId, Envelope};
+use switchboard_bus::{AgentId, Conversation, ConversationId, Envelope, EventId};
 
 use crate::auth::Role;
 
@@ -621,6 +621,64 @@ impl Db {
                 ))
             })
             .collect()
+    }
+
+    /// Row id of the newest stored event (0 when there is none): where a
+    /// reader that starts now would begin.
+    pub async fn last_event_row(&self) -> Result<i64, DbError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS last FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("last")?)
+    }
+
+    /// Row id of a stored event, by its event id.
+    pub async fn event_row(&self, event_id: EventId) -> Result<Option<i64>, DbError> {
+        let row = sqlx::query("SELECT id FROM events WHERE event_id = $1")
+            .bind(event_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<i64, _>("id").map_err(DbError::from))
+            .transpose()
+    }
+
+    /// Stored events of one kind (`Event::kind`) with row id > `after_row`,
+    /// oldest first, with their row ids: how a reader that fell behind the
+    /// bus catches up from the record.
+    pub async fn events_of_kind_after_row(
+        &self,
+        kind: &str,
+        after_row: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Envelope)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, conversation_id, seq, at, body FROM events WHERE id > $1 AND kind = $2 ORDER BY id LIMIT $3",
+        )
+        .bind(after_row)
+        .bind(kind)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, envelope_from_row(r)?)))
+            .collect()
+    }
+
+    /// Whether a request with this idempotency key (or a message with this
+    /// `client_msg_id`) is stored in the conversation.
+    pub async fn has_idempotency_key(
+        &self,
+        id: ConversationId,
+        key: &str,
+    ) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT 1 AS found FROM events WHERE conversation_id = $1 AND client_msg_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Oldest events not yet confirmed on the bus (row id, envelope).
