@@ -31,20 +31,40 @@ struct Phone {
 
 impl Phone {
     /// baresip without audio devices or UI, registering `user` with `secret`
-    /// in the realm the registrar challenges with.
-    fn start(registrar: SocketAddr, user: &str, secret: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write_config(dir.path(), registrar, user, secret);
-        let child = tokio::process::Command::new("baresip")
-            .arg("-f")
-            .arg(dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("baresip starts");
-        Self { child, _dir: dir }
+    /// in the realm the registrar challenges with. Its own SIP port is
+    /// chosen free, but another process may take it before baresip binds
+    /// it: a phone that exits at once with "Address already in use" is
+    /// started again on another port.
+    async fn start(registrar: SocketAddr, user: &str, secret: &str) -> Self {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            write_config(dir.path(), registrar, user, secret);
+            let mut child = tokio::process::Command::new("baresip")
+                .arg("-f")
+                .arg(dir.path())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("baresip starts");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if child.try_wait().unwrap().is_none() {
+                return Self { child, _dir: dir };
+            }
+            let out = child.wait_with_output().await.unwrap();
+            let log = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                log.contains("Address already in use"),
+                "baresip exited: {log}"
+            );
+            eprintln!("baresip's port was taken meanwhile; starting it on another");
+        }
+        panic!("no free port for baresip in five tries");
     }
 
     /// Stops the phone and returns what it printed.
@@ -60,7 +80,7 @@ impl Phone {
 }
 
 fn write_config(dir: &Path, registrar: SocketAddr, user: &str, secret: &str) {
-    let sip_port = free_udp_port();
+    let sip_port = free_sip_port();
     std::fs::write(
         dir.join("config"),
         format!(
@@ -192,7 +212,7 @@ async fn phone_registration(stack: Stack) {
     db.close().await;
 
     // Nico's phone registers with his secret; supervisors see where it is.
-    let phone = Phone::start(sip, "1001", &secret);
+    let phone = Phone::start(sip, "1001", &secret).await;
     let regs = wait_registered(&sup, "1001", true, 15).await;
     if regs.is_empty() {
         panic!("not registered:\n{}", phone.stop().await);
@@ -229,14 +249,14 @@ async fn phone_registration(stack: Stack) {
     let (s, _) = admin.delete(&format!("/api/users/{nico}/sip")).await;
     assert_eq!(s, 404);
     phone.stop().await;
-    let again = Phone::start(sip, "1001", &secret);
+    let again = Phone::start(sip, "1001", &secret).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = again.stop().await;
     assert!(registrations(&sup, "1001").await.is_empty(), "{log}");
     assert!(log.contains("403") || log.contains("401"), "{log}");
 
     // A wrong secret is refused.
-    let wrong = Phone::start(sip, "ana", "not-the-secret");
+    let wrong = Phone::start(sip, "ana", "not-the-secret").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = wrong.stop().await;
     assert!(registrations(&sup, "ana").await.is_empty(), "{log}");
@@ -248,7 +268,7 @@ async fn phone_registration(stack: Stack) {
         .patch(&format!("/api/users/{ana}"), json!({"active": false}))
         .await;
     assert_eq!(s, 200);
-    let off = Phone::start(sip, "ana", ana_secret);
+    let off = Phone::start(sip, "ana", ana_secret).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let log = off.stop().await;
     assert!(registrations(&sup, "ana").await.is_empty(), "{log}");
@@ -258,7 +278,7 @@ async fn phone_registration(stack: Stack) {
         .patch(&format!("/api/users/{ana}"), json!({"active": true}))
         .await;
     assert_eq!(s, 200);
-    let on = Phone::start(sip, "ana", ana_secret);
+    let on = Phone::start(sip, "ana", ana_secret).await;
     let regs = wait_registered(&sup, "ana", true, 15).await;
     let log = on.stop().await;
     assert_eq!(regs.len(), 1, "{log}");

@@ -42,7 +42,11 @@ fn free_udp_port() -> u16 {
 
 /// A baresip config dir: no audio device, no user interface, one account.
 fn baresip_config(dir: &std::path::Path, registrar_port: u16, password: &str) {
-    let sip_port = free_udp_port();
+    // baresip binds its SIP port for TCP too: take one free for both.
+    let sip_port = (0..50)
+        .map(|_| free_udp_port())
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a port free for UDP and TCP");
     std::fs::write(
         dir.join("config"),
         format!(
