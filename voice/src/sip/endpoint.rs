@@ -828,6 +828,30 @@ impl Endpoint {
         true
     }
 
+    /// The call a mid-dialog request (INFO, UPDATE) belongs to, with its
+    /// CSeq in order; otherwise the request is answered (481 unknown dialog,
+    /// 500 out-of-order CSeq) and `None` returned.
+    fn dialog_request(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        key: &TxKey,
+        req: &Request,
+    ) -> Option<CallHandle> {
+        let Some(handle) = self.find_dialog(req) else {
+            let resp = self.with_common(req.response(481, reason_phrase(481), None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return None;
+        };
+        if !self.check_cseq(handle, req) {
+            let resp = self.with_common(req.response(500, "Out of order CSeq", None));
+            self.server_tx_reply(now, transport, from, key, req, &resp);
+            return None;
+        }
+        Some(handle)
+    }
+
     fn on_info(
         &mut self,
         now: Instant,
@@ -836,16 +860,9 @@ impl Endpoint {
         key: &TxKey,
         req: &Request,
     ) {
-        let Some(handle) = self.find_dialog(req) else {
-            let resp = self.with_common(req.response(481, reason_phrase(481), None));
-            self.server_tx_reply(now, transport, from, key, req, &resp);
+        let Some(handle) = self.dialog_request(now, transport, from, key, req) else {
             return;
         };
-        if !self.check_cseq(handle, req) {
-            let resp = self.with_common(req.response(500, "Out of order CSeq", None));
-            self.server_tx_reply(now, transport, from, key, req, &resp);
-            return;
-        }
         if req.body.is_empty() {
             let resp = self.with_common(req.response(200, "OK", None));
             self.server_tx_reply(now, transport, from, key, req, &resp);

@@ -317,16 +317,9 @@ impl Endpoint {
         key: &TxKey,
         req: &Request,
     ) {
-        let Some(handle) = self.find_dialog(req) else {
-            let resp = self.with_common(req.response(481, reason_phrase(481), None));
-            self.server_tx_reply(now, transport, from, key, req, &resp);
+        let Some(handle) = self.dialog_request(now, transport, from, key, req) else {
             return;
         };
-        if !self.check_cseq(handle, req) {
-            let resp = self.with_common(req.response(500, "Out of order CSeq", None));
-            self.server_tx_reply(now, transport, from, key, req, &resp);
-            return;
-        }
         let mut resp = self.with_common(req.response(200, "OK", None));
         if !req.body.is_empty() {
             match self.renegotiate(handle, &req.body) {
