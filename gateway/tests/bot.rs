@@ -49,6 +49,20 @@ fn sample_kb() -> Value {
     json!({"files": files, "publish": true})
 }
 
+/// Adds a knowledge manager (kim) and an agent (ann) and publishes the
+/// sample knowledge base; returns their sessions.
+async fn with_sample_kb(server: &TestServer) -> (Client, Client) {
+    server
+        .add_user("kim@example.com", Role::KnowledgeManager)
+        .await;
+    server.add_user("ann@example.com", Role::Agent).await;
+    let kim = server.staff("kim@example.com").await;
+    let ann = server.staff("ann@example.com").await;
+    let (s, report) = kim.post("/api/kb/import", sample_kb()).await;
+    assert_eq!(s, 200, "{report}");
+    (kim, ann)
+}
+
 async fn answers_then_hands_off(stack: Stack) {
     let server = TestServer::start(stack).await;
     server
@@ -168,14 +182,7 @@ both_stacks!(bot_answers_then_hands_off, answers_then_hands_off);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_questions_are_listed_as_gaps() {
     let server = TestServer::start(Stack::Embedded).await;
-    server
-        .add_user("kim@example.com", Role::KnowledgeManager)
-        .await;
-    server.add_user("ann@example.com", Role::Agent).await;
-    let kim = server.staff("kim@example.com").await;
-    let ann = server.staff("ann@example.com").await;
-    let (s, _) = kim.post("/api/kb/import", sample_kb()).await;
-    assert_eq!(s, 200);
+    let (kim, ann) = with_sample_kb(&server).await;
     let question = "How do I set up voicemail greetings on my phone?";
     let (customer, id, _) = server.customer("Gus").await;
     let (s, _) = customer
@@ -290,14 +297,7 @@ async fn caught_up(server: &TestServer) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_behind_the_bus_catches_up_from_the_database() {
     let server = TestServer::start_configured(Stack::Embedded, |c| c.bus_retention = 1).await;
-    server
-        .add_user("kim@example.com", Role::KnowledgeManager)
-        .await;
-    server.add_user("ann@example.com", Role::Agent).await;
-    let kim = server.staff("kim@example.com").await;
-    let ann = server.staff("ann@example.com").await;
-    let (s, _) = kim.post("/api/kb/import", sample_kb()).await;
-    assert_eq!(s, 200);
+    let (_kim, ann) = with_sample_kb(&server).await;
     let db = server.db().await;
 
     // Customers cannot take the turns' keys for their own messages.
