@@ -19,6 +19,9 @@
 //! the customer messages it missed from the database, from the last one it
 //! saw, and answers those not answered yet (the idempotency key is stored
 //! with the turn); the ones the bus still delivers afterwards are skipped.
+//! When a node starts running the virtual agent (start-up, restart, a new
+//! leader), it first answers the customer messages of the last 10 minutes
+//! that have no turn yet: those that arrived while nobody ran it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -155,6 +158,26 @@ struct Place {
 const CATCH_UP_PAGE: i64 = 500;
 /// Most catch-up replays remembered (older ones were delivered long ago).
 const MAX_REPLAYED: usize = 100_000;
+/// On start, customer messages this recent without a turn are answered...
+const STARTUP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// ...among the last this many stored events (a bounded scan).
+const STARTUP_ROWS: i64 = 100_000;
+
+/// Whether a customer message already has its turn: the turn's idempotency
+/// key is stored with it. Turns written before keys were stored are
+/// recognised as a `bot_turn` without a key after the message.
+async fn answered_already(db: &Db, env: &Envelope) -> Result<bool, DbError> {
+    let row = sqlx::query(
+        "SELECT 1 AS found FROM events WHERE conversation_id = $1 \
+         AND (client_msg_id = $2 OR (kind = 'bot_turn' AND seq > $3 AND client_msg_id IS NULL)) LIMIT 1",
+    )
+    .bind(env.conversation_id.to_string())
+    .bind(turn_key(env))
+    .bind(env.seq as i64)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
 
 fn is_customer_message(env: &Envelope) -> bool {
     matches!(
@@ -194,11 +217,25 @@ impl Runner {
             .subscribe(StartAt::Live)
             .await
             .map_err(|e| e.to_string())?;
+        let last = self.db.last_event_row().await.map_err(|e| e.to_string())?;
+        // Customer messages stored shortly before this runner started (while
+        // no node ran the virtual agent: a restart, a new leader) that have
+        // no turn yet are answered first.
         let mut place = Place {
-            row: self.db.last_event_row().await.map_err(|e| e.to_string())?,
+            row: (last - STARTUP_ROWS).max(0),
             seen: None,
             replayed: HashSet::new(),
         };
+        let since = chrono::Utc::now() - STARTUP_WINDOW;
+        match self.catch_up(&mut place, Some(last), Some(since)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                answered = n,
+                "virtual agent answered messages that arrived while it was not running"
+            ),
+            Err(e) => return Err(format!("virtual agent cannot read recent messages: {e}")),
+        }
+        place.row = last;
         let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -221,7 +258,7 @@ impl Runner {
                     Some(Err(e @ BusError::CursorExpired { .. })) => {
                         tracing::warn!(error = %e, "virtual agent fell behind the bus; catching up from the database");
                         loop {
-                            match self.catch_up(&mut place).await {
+                            match self.catch_up(&mut place, None, None).await {
                                 Ok(n) => {
                                     tracing::info!(answered = n, "virtual agent caught up");
                                     break;
@@ -243,10 +280,16 @@ impl Runner {
         }
     }
 
-    /// Answers the customer messages stored after `place` that have no turn
-    /// yet; returns how many. Each one read is remembered, so its later
+    /// Answers the customer messages stored after `place` (up to row
+    /// `until`, and not older than `not_before`) that have no turn yet;
+    /// returns how many. Each one answered is remembered, so its later
     /// delivery by the bus is skipped.
-    async fn catch_up(&self, place: &mut Place) -> Result<usize, DbError> {
+    async fn catch_up(
+        &self,
+        place: &mut Place,
+        until: Option<i64>,
+        not_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<usize, DbError> {
         if let Some(id) = place.seen {
             if let Some(row) = self.db.event_row(id).await? {
                 place.row = row;
@@ -261,21 +304,20 @@ impl Runner {
                 .await?;
             let full = page.len() as i64 == CATCH_UP_PAGE;
             for (row, env) in page {
-                if is_customer_message(&env) {
-                    let key = turn_key(&env);
-                    if !self
-                        .db
-                        .has_idempotency_key(env.conversation_id, &key)
-                        .await?
-                    {
-                        if place.replayed.len() >= MAX_REPLAYED {
-                            place.replayed.clear();
-                        }
-                        place.replayed.insert(env.id);
-                        metrics::counter!("switchboard_bot_caught_up_total").increment(1);
-                        answered += 1;
-                        self.on_event(env).await;
+                if until.is_some_and(|u| row > u) {
+                    return Ok(answered);
+                }
+                if is_customer_message(&env)
+                    && not_before.is_none_or(|t| env.at >= t)
+                    && !answered_already(&self.db, &env).await?
+                {
+                    if place.replayed.len() >= MAX_REPLAYED {
+                        place.replayed.clear();
                     }
+                    place.replayed.insert(env.id);
+                    metrics::counter!("switchboard_bot_caught_up_total").increment(1);
+                    answered += 1;
+                    self.on_event(env).await;
                 }
                 place.row = row;
             }

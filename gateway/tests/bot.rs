@@ -368,3 +368,75 @@ async fn a_bot_behind_the_bus_catches_up_from_the_database() {
     }
     panic!("the virtual agent never fell behind a one-event bus: the catch-up was not exercised");
 }
+
+/// A customer message stored while no node ran the virtual agent (here:
+/// written to the database while the server was down) is answered when the
+/// virtual agent starts; the message it had already answered is not
+/// answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_arrived_while_the_bot_was_not_running_are_answered_on_start() {
+    let server = TestServer::start(Stack::Embedded).await;
+    let (_kim, ann) = with_sample_kb(&server).await;
+    let (customer, id, _) = server.customer("Nadia").await;
+    let (s, _) = customer
+        .post(
+            &format!("/api/webchat/conversations/{id}/messages"),
+            json!({"text": "How much does the World Pass cost per day?", "client_msg_id": "n1"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    bot_messages(&ann, &id, 1).await;
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let contact: switchboard_bus::ContactId = all
+        .iter()
+        .find_map(|e| {
+            e["event"]["from"]["id"]
+                .as_str()
+                .filter(|_| e["event"]["from"]["kind"] == "customer")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Down: the message reaches the store by another writer, not the bus.
+    let mut server = server;
+    server.stop().await;
+    {
+        let bus: std::sync::Arc<dyn switchboard_bus::Bus> =
+            std::sync::Arc::new(switchboard_bus::MemoryBus::default());
+        let (writer, done) = switchboard_gateway::writer::Writer::spawn_dedicated(
+            server.config.database_url().unwrap(),
+            1,
+            bus,
+        )
+        .await
+        .unwrap();
+        let event = switchboard_bus::Event::MessageAdded {
+            from: switchboard_bus::Participant::Customer(contact),
+            text: "How much does the World Pass cost per day?".into(),
+            attachments: vec![],
+            client_msg_id: Some("n2".into()),
+        };
+        writer
+            .append(
+                id.parse().unwrap(),
+                Some("n2".into()),
+                Box::new(move |_| Ok(vec![event.clone()])),
+            )
+            .await
+            .unwrap();
+        drop(writer);
+        done.await.unwrap();
+    }
+
+    let server = server.restart().await;
+    let ann = server.staff("ann@example.com").await;
+    bot_messages(&ann, &id, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = events(&ann, &format!("/api/conversations/{id}/events")).await;
+    let turns = all
+        .iter()
+        .filter(|e| e["event"]["type"] == "bot_turn")
+        .count();
+    assert_eq!(turns, 2, "each message answered once, the first not again");
+}
