@@ -95,40 +95,52 @@ async fn sipp(sip: SocketAddr, scenario: &str, service: &str, extra: &[&str]) {
     .iter()
     .collect();
     let target = sip.to_string();
-    let port = free_udp_port().to_string();
-    let mport = free_media_port().to_string();
-    let mut args = vec![
-        target.as_str(),
-        "-sf",
-        path.to_str().unwrap(),
-        "-s",
-        service,
-        "-m",
-        "1",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-mp",
-        &mport,
-        "-nostdin",
-        "-timeout",
-        "60s",
-        "-timeout_error",
-    ];
-    args.extend_from_slice(extra);
-    let out = tokio::process::Command::new("sipp")
-        .args(&args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("spawn sipp");
-    assert!(
-        out.status.success(),
-        "sipp {scenario} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // sipp's ports are chosen free, but another process may take one before
+    // sipp binds it: then sipp is run again on other ports.
+    for _ in 0..3 {
+        let port = free_udp_port().to_string();
+        let mport = free_media_port().to_string();
+        let mut args = vec![
+            target.as_str(),
+            "-sf",
+            path.to_str().unwrap(),
+            "-s",
+            service,
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-mp",
+            &mport,
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ];
+        args.extend_from_slice(extra);
+        let out = tokio::process::Command::new("sipp")
+            .args(&args)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("spawn sipp");
+        let log = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            log.contains("Address already in use"),
+            "sipp {scenario} failed: {log}"
+        );
+        eprintln!("sipp's port was taken meanwhile; running it on others");
+    }
+    panic!("sipp {scenario}: no free ports in three tries");
 }
 
 async fn events(c: &Client, id: &str) -> Vec<Value> {
