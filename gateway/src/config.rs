@@ -57,6 +57,70 @@ pub enum EmbedderKind {
     Hash,
 }
 
+/// UDP ports for calls' media, written `first-last` (e.g. `20000-29999`):
+/// each call takes an even port for RTP and the next one for RTCP, so the
+/// range holds (last − first + 1) / 2 calls at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange {
+    /// First port (even).
+    pub first: u16,
+    /// Last port (included).
+    pub last: u16,
+}
+
+impl PortRange {
+    /// Calls the range can carry at once.
+    pub fn calls(&self) -> usize {
+        (usize::from(self.last) - usize::from(self.first)).div_ceil(2)
+    }
+
+    /// As the half-open range the voice server takes.
+    pub fn to_range(self) -> std::ops::Range<u16> {
+        self.first..self.last.saturating_add(1)
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        Self {
+            first: 20_000,
+            last: 29_999,
+        }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("rtp_ports must be first-last, e.g. 20000-29999 (got {s:?})");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first < 1024 || !first.is_multiple_of(2) || last <= first || last == u16::MAX {
+            return Err(format!(
+                "rtp_ports {s:?}: the first port must be even and at least 1024, the last above it and below 65535"
+            ));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<PortRange> for String {
+    fn from(r: PortRange) -> Self {
+        format!("{}-{}", r.first, r.last)
+    }
+}
+
 /// The whole configuration. Every field can be set in the TOML file under the same name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,6 +175,8 @@ pub struct Config {
     pub models_dir: Option<PathBuf>,
     /// SIP address to answer calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
     pub sip_listen: Option<SocketAddr>,
+    /// UDP ports for calls' RTP and RTCP, `first-last` (two per call).
+    pub rtp_ports: PortRange,
     /// SIP domain of the registrar, also the digest realm agents' phones
     /// authenticate in; unset: `switchboard`. Changing it invalidates every
     /// agent's SIP secret.
@@ -145,6 +211,7 @@ impl Default for Config {
             embedder: EmbedderKind::Minilm,
             models_dir: None,
             sip_listen: None,
+            rtp_ports: PortRange::default(),
             sip_domain: None,
             ivr_file: None,
         }
@@ -236,6 +303,25 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.bus, BusKind::Nats);
         assert_eq!(c.max_body_bytes, 64 * 1024);
+        std::fs::write(&p, "rtp_ports = \"40000-40999\"\n").expect("write");
+        let c = Config::load(Some(&p)).expect("load");
+        assert_eq!(
+            c.rtp_ports,
+            PortRange {
+                first: 40_000,
+                last: 40_999
+            }
+        );
+        assert_eq!(c.rtp_ports.calls(), 500);
+        assert_eq!(c.rtp_ports.to_range(), 40_000..41_000);
+        std::fs::write(&p, "rtp_ports = \"40001-40999\"\n").expect("write");
+        let err = Config::load(Some(&p))
+            .expect_err("odd first port")
+            .to_string();
+        assert!(err.contains("even"), "{err}");
+        for bad in ["", "20000", "a-b", "30000-20000", "80-90", "20000-65535"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad:?} accepted");
+        }
         std::fs::write(&p, "lisen = 1\n").expect("write");
         let err = Config::load(Some(&p)).expect_err("unknown key").to_string();
         assert!(err.contains("unknown field"), "{err}");

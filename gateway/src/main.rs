@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_gateway::auth::Role;
-use switchboard_gateway::config::{BotMode, BusKind, Config, EmbedderKind, LogFormat};
+use switchboard_gateway::config::{BotMode, BusKind, Config, EmbedderKind, LogFormat, PortRange};
 use switchboard_gateway::phones;
 
 /// Switchboard: every customer contact (web chat today; phone, WhatsApp,
@@ -163,6 +163,9 @@ struct ServeArgs {
     /// SIP address to answer phone calls on (UDP and TCP), e.g. 0.0.0.0:5060; unset: no telephony.
     #[arg(long, env = "SWITCHBOARD_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
+    /// UDP ports for calls' media, first-last; two per call (RTP and RTCP) [default: 20000-29999].
+    #[arg(long, env = "SWITCHBOARD_RTP_PORTS")]
+    rtp_ports: Option<PortRange>,
     /// SIP domain and digest realm agents' phones register in; changing it invalidates their SIP secrets [default: switchboard].
     #[arg(long, env = "SWITCHBOARD_SIP_DOMAIN")]
     sip_domain: Option<String>,
@@ -242,6 +245,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.sip_listen {
             c.sip_listen = Some(*v);
+        }
+        if let Some(v) = self.rtp_ports {
+            c.rtp_ports = v;
         }
         if let Some(v) = &self.sip_domain {
             c.sip_domain = Some(v.clone());

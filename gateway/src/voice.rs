@@ -118,8 +118,9 @@ pub async fn start(
     if let Err(e) = db.clear_node_registrations(&node).await {
         tracing::warn!(error = %e, "telephony: stale registrations of this node not cleared");
     }
-    // RTP/RTCP port pairs come from 20000–29999 on the SIP address.
+    // RTP/RTCP port pairs come from `rtp_ports` on the SIP address.
     let mut server_config = ServerConfig::local(listen);
+    server_config.rtp_ports = config.rtp_ports.to_range();
     server_config.endpoint.domain = phones.realm().to_string();
     server_config.endpoint.auth_secret = crate::auth::new_token();
     server_config.endpoint.credentials = Some(Arc::new(phones.clone()));
@@ -128,6 +129,8 @@ pub async fn start(
         .map_err(|e| VoiceError(format!("SIP on {listen}: {e}")))?;
     tracing::info!(
         sip = %server.local_addr(),
+        rtp_ports = %String::from(config.rtp_ports),
+        max_calls = config.rtp_ports.calls(),
         realm = phones.realm(),
         phones = phones.len(),
         "telephony: answering SIP calls; agents' phones register here"
