@@ -300,17 +300,14 @@ impl Runner {
         loop {
             let page = self
                 .db
-                .events_of_kind_after_row("message_added", place.row, CATCH_UP_PAGE)
+                .events_of_kind_after_row("message_added", place.row, not_before, CATCH_UP_PAGE)
                 .await?;
             let full = page.len() as i64 == CATCH_UP_PAGE;
             for (row, env) in page {
                 if until.is_some_and(|u| row > u) {
                     return Ok(answered);
                 }
-                if is_customer_message(&env)
-                    && not_before.is_none_or(|t| env.at >= t)
-                    && !answered_already(&self.db, &env).await?
-                {
+                if is_customer_message(&env) && !answered_already(&self.db, &env).await? {
                     if place.replayed.len() >= MAX_REPLAYED {
                         place.replayed.clear();
                     }

@@ -642,20 +642,23 @@ impl Db {
             .transpose()
     }
 
-    /// Stored events of one kind (`Event::kind`) with row id > `after_row`,
-    /// oldest first, with their row ids: how a reader that fell behind the
-    /// bus catches up from the record.
+    /// Stored events of one kind (`Event::kind`) with row id > `after_row`
+    /// and stored at or after `since` (if given), oldest first, with their
+    /// row ids: how a reader that fell behind the bus catches up from the
+    /// record.
     pub async fn events_of_kind_after_row(
         &self,
         kind: &str,
         after_row: i64,
+        since: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<(i64, Envelope)>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, event_id, conversation_id, seq, at, body FROM events WHERE id > $1 AND kind = $2 ORDER BY id LIMIT $3",
+            "SELECT id, event_id, conversation_id, seq, at, body FROM events WHERE id > $1 AND kind = $2 AND at >= $3 ORDER BY id LIMIT $4",
         )
         .bind(after_row)
         .bind(kind)
+        .bind(since.map_or(0, ms))
         .bind(limit.clamp(1, 10_000))
         .fetch_all(&self.pool)
         .await?;
