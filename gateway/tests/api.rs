@@ -356,9 +356,7 @@ async fn bad_input(stack: Stack) {
         r#"{{"text": "{}", "client_msg_id": "h"}}"#,
         "x".repeat(200 * 1024)
     );
-    let (s, b) = customer
-        .post_raw(&path, "application/json", huge.into_bytes())
-        .await;
+    let (s, b) = customer.post_oversized(&path, huge.into_bytes()).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (413, Some("payload_too_large")),

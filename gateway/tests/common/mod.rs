@@ -317,6 +317,35 @@ impl Client {
         Self::finish(self.req(reqwest::Method::DELETE, path)).await
     }
 
+    /// Posts a body larger than the server accepts. The server answers 413
+    /// as soon as it sees the length and closes the connection; when that
+    /// happens before the client has written the whole body, the client sees
+    /// a broken pipe instead of the answer, so the request is sent again
+    /// (three tries) until the answer is read.
+    pub async fn post_oversized(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        for _ in 0..3 {
+            let sent = self
+                .req(reqwest::Method::POST, path)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    return (
+                        status,
+                        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                    );
+                }
+                Err(e) if e.is_request() => eprintln!("oversized body cut off early ({e}); again"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("the server's answer to an oversized body was never read");
+    }
+
     pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
         Self::finish(
             self.req(reqwest::Method::POST, path)
